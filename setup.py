@@ -27,8 +27,6 @@ setup(
         annotate=os.environ.get("SIPMASK_CYTHON_ANNOTATE") == "1",
         compiler_directives={
             "language_level": "3",
-            "boundscheck": False,
-            "wraparound": False,
             "cdivision": True,
             "initializedcheck": False,
         },

@@ -1,0 +1,160 @@
+# Known header names: ids for fast matching, compact forms (RFC 3261 §7.3.3 and the IANA
+# registry) and which ones are comma-separated lists (RFC 3261 §7.3.1).
+
+cdef enum:
+    H_OTHER = 0
+    H_VIA = 1
+    H_FROM = 2
+    H_TO = 3
+    H_CALL_ID = 4
+    H_CSEQ = 5
+    H_CONTACT = 6
+    H_MAX_FORWARDS = 7
+    H_CONTENT_LENGTH = 8
+    H_CONTENT_TYPE = 9
+
+# (canonical name, compact form, comma-separated list); the position + 1 is the header id, so
+# the first entries match the enum above.
+_HEADER_TABLE = [
+    ("Via", "v", True),
+    ("From", "f", False),
+    ("To", "t", False),
+    ("Call-ID", "i", False),
+    ("CSeq", None, False),
+    ("Contact", "m", True),
+    ("Max-Forwards", None, False),
+    ("Content-Length", "l", False),
+    ("Content-Type", "c", False),
+    ("Route", None, True),
+    ("Record-Route", None, True),
+    ("Supported", "k", True),
+    ("Require", None, True),
+    ("Proxy-Require", None, True),
+    ("Unsupported", None, True),
+    ("Allow", None, True),
+    ("Accept", None, True),
+    ("Accept-Encoding", None, True),
+    ("Accept-Language", None, True),
+    ("Content-Encoding", "e", True),
+    ("Content-Language", None, True),
+    ("Allow-Events", "u", True),
+    ("Event", "o", False),
+    ("Subject", "s", False),
+    ("Refer-To", "r", False),
+    ("Referred-By", "b", False),
+    ("Session-Expires", "x", False),
+    ("Identity", "y", False),
+    ("Accept-Contact", "a", True),
+    ("Reject-Contact", "j", True),
+    ("Request-Disposition", "d", True),
+    ("Identity-Info", "n", False),
+    ("Expires", None, False),
+    ("Min-Expires", None, False),
+    ("Alert-Info", None, True),
+    ("Call-Info", None, True),
+    ("Error-Info", None, True),
+    ("In-Reply-To", None, True),
+    ("Warning", None, True),
+    ("Path", None, True),
+    ("Service-Route", None, True),
+    ("P-Asserted-Identity", None, True),
+    ("P-Preferred-Identity", None, True),
+    ("History-Info", None, True),
+    ("Diversion", None, True),
+    ("Reason", None, True),
+    ("Remote-Party-ID", None, True),
+    ("Privacy", None, False),
+    ("WWW-Authenticate", None, False),
+    ("Authorization", None, False),
+    ("Proxy-Authenticate", None, False),
+    ("Proxy-Authorization", None, False),
+    ("RAck", None, False),
+    ("RSeq", None, False),
+    ("Min-SE", None, False),
+    ("User-Agent", None, False),
+    ("Server", None, False),
+    ("Date", None, False),
+    ("Timestamp", None, False),
+    ("Organization", None, False),
+    ("Priority", None, False),
+    ("Retry-After", None, False),
+    ("Content-Disposition", None, False),
+    ("MIME-Version", None, False),
+    ("Reply-To", None, False),
+    ("Security-Client", None, True),
+    ("Security-Server", None, True),
+    ("Security-Verify", None, True),
+    ("P-Associated-URI", None, True),
+    ("Geolocation", None, True),
+]
+
+cdef enum:
+    MAX_NAMES = 96
+
+cdef struct NameEntry:
+    const char* name     # lower-case
+    int length
+    int hid
+
+cdef NameEntry _NAMES[MAX_NAMES]
+cdef int _BUCKET_START[26]
+cdef int _BUCKET_END[26]
+cdef int _COMPACT[26]
+cdef bint _IS_LIST[MAX_NAMES]
+cdef list _NAME_KEEPALIVE = []        # owns the bytes the C table points into
+cdef dict _QUERY_HID = {}             # lower-case name or compact form -> id
+cdef list _CANONICAL = [None]         # id -> canonical name
+
+
+cdef void _init_headers():
+    cdef int k, hid, c, n = 0
+    entries = []
+    for k, (name, compact, is_list) in enumerate(_HEADER_TABLE):
+        hid = k + 1
+        _CANONICAL.append(name)
+        _IS_LIST[hid] = is_list
+        _QUERY_HID[name.lower()] = hid
+        if compact is not None:
+            _QUERY_HID[compact] = hid
+            _COMPACT[ord(compact) - 97] = hid
+        entries.append((name.lower().encode(), hid))
+    _IS_LIST[0] = False
+    entries.sort()
+    for c in range(26):
+        _BUCKET_START[c] = _BUCKET_END[c] = 0
+    for lname, hid in entries:
+        _NAME_KEEPALIVE.append(lname)
+        _NAMES[n].name = PyBytes_AS_STRING(lname)
+        _NAMES[n].length = len(lname)
+        _NAMES[n].hid = hid
+        c = lname[0] - 97
+        if _BUCKET_END[c] == 0:
+            _BUCKET_START[c] = n
+        _BUCKET_END[c] = n + 1
+        n += 1
+
+
+for _c in range(26):
+    _COMPACT[_c] = 0
+_init_headers()
+
+
+cdef int _field_hid(const uchar* p, Py_ssize_t n) noexcept nogil:
+    """Header id of a field name as on the wire (any case, compact forms); 0 if unknown."""
+    cdef int c = LOWER[p[0]] - 97
+    cdef int k
+    if c < 0 or c >= 26:
+        return H_OTHER
+    if n == 1:
+        return _COMPACT[c]
+    for k in range(_BUCKET_START[c], _BUCKET_END[c]):
+        if _NAMES[k].length == n and _casecmp(p, <const uchar*>_NAMES[k].name, n):
+            return _NAMES[k].hid
+    return H_OTHER
+
+
+cdef inline int _query_hid(str name) except -1:
+    hid = _QUERY_HID.get(name)
+    if hid is None:
+        hid = _QUERY_HID.get(name.lower(), 0)
+    return hid
