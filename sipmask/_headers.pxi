@@ -96,9 +96,11 @@ cdef struct NameEntry:
     int length
     int hid
 
+cdef enum:
+    HASH_SIZE = 512
+
 cdef NameEntry _NAMES[MAX_NAMES]
-cdef int _BUCKET_START[26]
-cdef int _BUCKET_END[26]
+cdef short _HASH[HASH_SIZE]           # open addressing: index into _NAMES + 1, 0 = empty
 cdef int _COMPACT[26]
 cdef bint _IS_LIST[MAX_NAMES]
 cdef list _NAME_KEEPALIVE = []        # owns the bytes the C table points into
@@ -106,9 +108,19 @@ cdef dict _QUERY_HID = {}             # lower-case name or compact form -> id
 cdef list _CANONICAL = [None]         # id -> canonical name
 
 
+cdef inline unsigned int _name_hash(const uchar* p, Py_ssize_t n) noexcept nogil:
+    return (<unsigned int>n * 31 + LOWER[p[0]] * 7 + LOWER[p[n - 1]] * 3 + LOWER[p[n >> 1]]) & (
+        HASH_SIZE - 1)
+
+
 cdef void _init_headers():
-    cdef int k, hid, c, n = 0
-    entries = []
+    cdef int k, hid, n = 0
+    cdef unsigned int h
+    cdef bytes lname
+    for k in range(HASH_SIZE):
+        _HASH[k] = 0
+    for k in range(26):
+        _COMPACT[k] = 0
     for k, (name, compact, is_list) in enumerate(_HEADER_TABLE):
         hid = k + 1
         _CANONICAL.append(name)
@@ -117,39 +129,36 @@ cdef void _init_headers():
         if compact is not None:
             _QUERY_HID[compact] = hid
             _COMPACT[ord(compact) - 97] = hid
-        entries.append((name.lower().encode(), hid))
-    _IS_LIST[0] = False
-    entries.sort()
-    for c in range(26):
-        _BUCKET_START[c] = _BUCKET_END[c] = 0
-    for lname, hid in entries:
+        lname = name.lower().encode()
         _NAME_KEEPALIVE.append(lname)
         _NAMES[n].name = PyBytes_AS_STRING(lname)
         _NAMES[n].length = len(lname)
         _NAMES[n].hid = hid
-        c = lname[0] - 97
-        if _BUCKET_END[c] == 0:
-            _BUCKET_START[c] = n
-        _BUCKET_END[c] = n + 1
+        h = _name_hash(<const uchar*>_NAMES[n].name, len(lname))
+        while _HASH[h]:
+            h = (h + 1) & (HASH_SIZE - 1)
+        _HASH[h] = n + 1
         n += 1
+    _IS_LIST[0] = False
 
 
-for _c in range(26):
-    _COMPACT[_c] = 0
 _init_headers()
 
 
 cdef int _field_hid(const uchar* p, Py_ssize_t n) noexcept nogil:
     """Header id of a field name as on the wire (any case, compact forms); 0 if unknown."""
-    cdef int c = LOWER[p[0]] - 97
-    cdef int k
-    if c < 0 or c >= 26:
-        return H_OTHER
+    cdef int c
+    cdef unsigned int h
+    cdef NameEntry* e
     if n == 1:
-        return _COMPACT[c]
-    for k in range(_BUCKET_START[c], _BUCKET_END[c]):
-        if _NAMES[k].length == n and _casecmp(p, <const uchar*>_NAMES[k].name, n):
-            return _NAMES[k].hid
+        c = LOWER[p[0]] - 97
+        return _COMPACT[c] if 0 <= c < 26 else H_OTHER
+    h = _name_hash(p, n)
+    while _HASH[h]:
+        e = &_NAMES[_HASH[h] - 1]
+        if e.length == n and _lowercmp(p, <const uchar*>e.name, n):
+            return e.hid
+        h = (h + 1) & (HASH_SIZE - 1)
     return H_OTHER
 
 

@@ -32,6 +32,26 @@ cdef inline bint _name_ok(const uchar* p, Py_ssize_t n) noexcept nogil:
     return True
 
 
+cdef str _checked(str text, str what, bint spaces):
+    """A start-line element set by code: CR, LF and NUL (and SP where the grammar has none)
+    would let it write extra lines into the message."""
+    cdef Py_UCS4 c
+    if not text:
+        raise ValueError("empty %s" % what)
+    for c in text:
+        if c < 32 and c != 9 or c == 127 or (c == 32 and not spaces):
+            raise ValueError("%s contains a control character or space: %r" % (what, text))
+    return text
+
+
+cdef str _checked_method(str method):
+    _checked(method, "method", False)
+    for c in method:
+        if c > 127 or not (CLS[<int>ord(c)] & C_TOKEN):
+            raise ValueError("method is not a token: %r" % method)
+    return method
+
+
 @cython.freelist(64)
 cdef class Message:
     """A SIP message (see `_core.pyi` for the contract)."""
@@ -51,6 +71,13 @@ cdef class Message:
     cdef int _ver_s
     cdef int _ver_e
     cdef str _version
+    # Tag spans of the first From and To found while validating them (-1: no tag), valid
+    # until a header is changed: dialog matching reads them for every message.
+    cdef bint _tags_cached
+    cdef int _ftag_s
+    cdef int _ftag_e
+    cdef int _ttag_s
+    cdef int _ttag_e
 
     def __cinit__(self):
         self._fields = self._inline
@@ -65,11 +92,14 @@ cdef class Message:
 
     # --- field storage -----------------------------------------------------------------
 
-    cdef Field* _grow(self) except NULL:
-        cdef Field* fresh
-        cdef int cap
+    cdef inline Field* _grow(self) except NULL:
         if self._nfields < self._cap:
             return &self._fields[self._nfields]
+        return self._grow_slow()
+
+    cdef Field* _grow_slow(self) except NULL:
+        cdef Field* fresh
+        cdef int cap
         cap = self._cap * 2
         fresh = <Field*>malloc(cap * sizeof(Field))
         if fresh == NULL:
@@ -96,28 +126,44 @@ cdef class Message:
         return _decode(self._buf(f), f.name_s, f.name_e)
 
     cdef Field _make_field(self, str name, str value) except *:
-        """A new field "name: value" stored in `_extra`."""
+        """A new field "name: value" stored in `_extra` as its own wire bytes."""
         cdef bytes bname = _to_bytes(name)
         cdef bytes bvalue = _to_bytes(value)
-        cdef Field f
-        cdef Py_ssize_t k
+        cdef const uchar* n = <const uchar*>PyBytes_AS_STRING(bname)
         cdef const uchar* v = <const uchar*>PyBytes_AS_STRING(bvalue)
-        if not _name_ok(<const uchar*>PyBytes_AS_STRING(bname), len(bname)):
+        cdef Py_ssize_t nlen = PyBytes_GET_SIZE(bname)
+        cdef Py_ssize_t vs = 0, ve = PyBytes_GET_SIZE(bvalue), k
+        cdef Field f
+        cdef bytes raw
+        cdef char* w
+        if not _name_ok(n, nlen):
             raise ValueError("header name is not a token: %r" % name)
-        for k in range(len(bvalue)):
+        for k in range(ve):
             # CR or LF would let a value inject header fields; NUL has no place in SIP.
             if v[k] == 13 or v[k] == 10 or v[k] == 0:
                 raise ValueError("header value contains CR, LF or NUL")
+        while vs < ve and _is_ws(v[vs]):
+            vs += 1
+        while ve > vs and _is_ws(v[ve - 1]):
+            ve -= 1
+        raw = PyBytes_FromStringAndSize(NULL, nlen + 2 + (ve - vs) + 2)
+        w = PyBytes_AS_STRING(raw)
+        memcpy(w, n, nlen)
+        w[nlen] = 58
+        w[nlen + 1] = 32
+        memcpy(w + nlen + 2, v + vs, ve - vs)
+        w[nlen + 2 + ve - vs] = 13
+        w[nlen + 3 + ve - vs] = 10
         if self._extra is None:
             self._extra = []
         f.extra = len(self._extra)
-        self._extra.append(bname + b": " + bvalue.strip(b" \t") + b"\r\n")
+        self._extra.append(raw)
         f.name_s = 0
-        f.name_e = len(bname)
-        f.value_s = len(bname) + 2
-        f.value_e = len(self._extra[f.extra]) - 2
-        f.raw_e = len(self._extra[f.extra])
-        f.hid = _field_hid(<const uchar*>PyBytes_AS_STRING(bname), len(bname))
+        f.name_e = nlen
+        f.value_s = nlen + 2
+        f.value_e = nlen + 2 + (ve - vs)
+        f.raw_e = nlen + 4 + (ve - vs)
+        f.hid = _field_hid(n, nlen)
         f.folded = 0
         f.deleted = 0
         return f
@@ -152,7 +198,7 @@ cdef class Message:
 
     @version.setter
     def version(self, str value not None):
-        self._version = value
+        self._version = _checked(value, "version", False)
         self._sl_dirty = True
 
     @property
@@ -229,6 +275,7 @@ cdef class Message:
 
     def set_header(self, str name not None, str value not None):
         """Replace every field named `name` by one with `value` (at the first one's place)."""
+        self._tags_cached = False
         cdef Field f = self._make_field(name, value)
         cdef int hid = f.hid
         cdef bytes lname = None if hid else _to_bytes(name.lower())
@@ -247,6 +294,7 @@ cdef class Message:
 
     def add_header(self, str name not None, str value not None, *, bint first=False):
         """Add a field at the end, or before all others when `first`."""
+        self._tags_cached = False
         cdef Field f = self._make_field(name, value)
         self._grow()
         if first:
@@ -258,6 +306,7 @@ cdef class Message:
 
     def remove_header(self, str name not None):
         """Remove every field named `name`; return how many were removed."""
+        self._tags_cached = False
         cdef int hid = _query_hid(name)
         cdef bytes lname = None if hid else _to_bytes(name.lower())
         cdef int k, n = 0
@@ -269,6 +318,7 @@ cdef class Message:
 
     def remove_first(self, str name not None):
         """Remove the first value of `name`, keeping the rest of a comma-joined field."""
+        self._tags_cached = False
         cdef int hid = _query_hid(name)
         cdef bytes lname = None if hid else _to_bytes(name.lower())
         cdef Field* f
@@ -350,6 +400,10 @@ cdef class Message:
         cdef const uchar* p
         if f == NULL:
             return None
+        if self._tags_cached:
+            ts, te = (self._ftag_s, self._ftag_e) if hid == H_FROM else (self._ttag_s,
+                                                                        self._ttag_e)
+            return None if ts < 0 else _decode(self._p, ts, te)
         p = self._buf(f)
         if _scan_name_addr(p, f.value_s, f.value_e, &s, &u, None, &ts, &te) != f.value_e:
             raise ParseError("malformed %s" % _CANONICAL[hid])
@@ -507,6 +561,9 @@ cdef class Message:
         m._ver_s = self._ver_s
         m._ver_e = self._ver_e
         m._version = self._version
+        m._tags_cached = self._tags_cached
+        m._ftag_s, m._ftag_e = self._ftag_s, self._ftag_e
+        m._ttag_s, m._ttag_e = self._ttag_s, self._ttag_e
 
     def copy(self):
         cdef Message m = type(self).__new__(type(self))
@@ -546,9 +603,9 @@ cdef class Request(Message):
 
     def __init__(self, str method not None, str uri not None, headers=(), body=b"", *,
                  str version not None="SIP/2.0"):
-        self._method = method
-        self._uri = uri
-        self._version = version
+        self._method = _checked_method(method)
+        self._uri = _checked(uri, "Request-URI", False)
+        self._version = _checked(version, "version", False)
         self._sl_dirty = True
         for name, value in headers:
             self._grow()[0] = self._make_field(name, value)
@@ -567,7 +624,7 @@ cdef class Request(Message):
 
     @method.setter
     def method(self, str value not None):
-        self._method = value
+        self._method = _checked_method(value)
         self._sl_dirty = True
 
     @property
@@ -578,7 +635,7 @@ cdef class Request(Message):
 
     @uri.setter
     def uri(self, str value not None):
-        self._uri = value
+        self._uri = _checked(value, "Request-URI", False)
         self._sl_dirty = True
 
     @property
@@ -616,8 +673,8 @@ cdef class Response(Message):
         if not 100 <= status <= 699:
             raise ValueError("status code out of range: %d" % status)
         self._status = status
-        self._reason = reason
-        self._version = version
+        self._reason = _checked(reason, "reason", True) if reason else ""
+        self._version = _checked(version, "version", False)
         self._sl_dirty = True
         for name, value in headers:
             self._grow()[0] = self._make_field(name, value)
@@ -643,7 +700,7 @@ cdef class Response(Message):
 
     @reason.setter
     def reason(self, str value not None):
-        self._reason = value
+        self._reason = _checked(value, "reason", True) if value else ""
         self._sl_dirty = True
 
     cdef bytes _start_line(self):
@@ -705,12 +762,13 @@ cdef bint _call_id_ok(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil
 
 
 cdef object _salvage_error(str reason, int status, const uchar* p, Field* fields, int n,
-                           str method):
+                           Py_ssize_t m_s, Py_ssize_t m_e):
     """ParseError with what a 400 needs (RFC 3261 §8.2.6.2), read from the raw fields."""
     cdef list via = []
     cdef dict first = {}
     cdef int k
     cdef Field* f
+    cdef str method = None if m_s < 0 else _decode(p, m_s, m_e)
     for k in range(n):
         f = &fields[k]
         if f.hid == H_VIA:
@@ -730,13 +788,14 @@ cdef Message _parse(bytes src, int max_headers):
     cdef Response resp = None
     cdef str error = None
     cdef int status = 400
-    cdef str method = None
+    cdef Py_ssize_t m_s = -1, m_e = -1
     cdef Field* f
     cdef Field* cs_f = NULL
-    cdef uchar c
+    cdef const uchar* nl
     cdef long long v, clen = -1
     cdef int k, code
-    cdef Py_ssize_t ms, me, ts, te
+    cdef Py_ssize_t ms, me, ts, te, cs_s = 0, cs_e = 0
+    cdef bint seen_from = False, seen_to = False
     cdef NaSpan nas
     cdef UriSpan us
 
@@ -769,6 +828,10 @@ cdef Message _parse(bytes src, int max_headers):
             resp._status = (p[j + 1] - 48) * 100 + (p[j + 2] - 48) * 10 + (p[j + 3] - 48)
             resp._r_s = j + 5 if j + 4 < line_e else line_e
             resp._r_e = line_e
+            for a in range(resp._r_s, line_e):
+                if (p[a] < 32 and p[a] != 9) or p[a] == 127:
+                    error = "control character in reason phrase"
+                    break
     else:
         # Request-Line = Method SP Request-URI SP SIP-Version (exactly one SP each)
         req = Request.__new__(Request)
@@ -778,7 +841,7 @@ cdef Message _parse(bytes src, int max_headers):
             error = "malformed Request-Line"
         else:
             req._m_s, req._m_e = i, j
-            method = _decode(p, i, j)
+            m_s, m_e = i, j
             a = j + 1
             b = line_e
             while b > a and p[b - 1] != 32:
@@ -816,7 +879,7 @@ cdef Message _parse(bytes src, int max_headers):
             break
         if msg._nfields >= max_headers:
             raise _salvage_error("too many header fields", 400, p, msg._fields, msg._nfields,
-                                 method)
+                                 m_s, m_e)
         f = msg._grow()
         f.name_s = i
         j = _token(p, i, n)
@@ -825,40 +888,35 @@ cdef Message _parse(bytes src, int max_headers):
             j += 1
         if j == i or j >= n or p[j] != 58:
             raise _salvage_error("malformed header field", 400, p, msg._fields, msg._nfields,
-                                 method)
+                                 m_s, m_e)
         j += 1
-        while j < n and _is_ws(p[j]):
-            j += 1
-        f.value_s = j
         f.folded = 0
-        # Scan to the end of the field: a line end not followed by SP/HTAB.
-        while True:
-            while j < n:
-                c = p[j]
-                # Control characters only as a quoted-pair (RFC 3261 §25.1), e.g. "\\x07".
-                if c >= 32 or c == 9 or (c != 13 and c != 10 and j > 0 and p[j - 1] == 92):
-                    j += 1
-                    continue
-                break
-            if j >= n:
-                raise _salvage_error("unterminated header field", 400, p, msg._fields,
-                                     msg._nfields, method)
-            c = p[j]
-            if c == 13:
-                if j + 1 >= n or p[j + 1] != 10:
-                    raise _salvage_error("bare CR in header field", 400, p, msg._fields,
-                                         msg._nfields, method)
-                le = j + 1
-            elif c == 10:
-                le = j
+        # HCOLON = *( SP / HTAB ) ":" SWS: a fold right after the colon is separator.
+        while j < n:
+            if _is_ws(p[j]):
+                j += 1
+            elif p[j] == 13 and j + 2 < n and p[j + 1] == 10 and _is_ws(p[j + 2]):
+                j += 3
+            elif p[j] == 10 and j + 1 < n and _is_ws(p[j + 1]):
+                j += 2
             else:
-                raise _salvage_error("control character in header field", 400, p,
-                                     msg._fields, msg._nfields, method)
+                break
+        f.value_s = j
+        # The field ends at a line end not followed by SP/HTAB (which would be a fold).
+        # Control characters are not hunted here: the fields sipmask reads are checked by
+        # their own grammar below, and the rest never crosses to the other leg.
+        while True:
+            nl = <const uchar*>memchr(p + j, 10, n - j)
+            if nl == NULL:
+                raise _salvage_error("unterminated header field", 400, p, msg._fields,
+                                     msg._nfields, m_s, m_e)
+            le = nl - p
             if le + 1 < n and _is_ws(p[le + 1]):
                 f.folded = 1
                 j = le + 1
                 continue
             break
+        j = le - 1 if p[le - 1] == 13 else le
         f.raw_e = le + 1
         f.value_e = _rtrim(p, f.value_s, j)
         f.extra = -1
@@ -868,7 +926,7 @@ cdef Message _parse(bytes src, int max_headers):
         i = le + 1
 
     if error is not None:
-        raise _salvage_error(error, 400, p, msg._fields, msg._nfields, method)
+        raise _salvage_error(error, 400, p, msg._fields, msg._nfields, m_s, m_e)
 
     # Eager checks of the fields every layer above relies on.
     for k in range(msg._nfields):
@@ -878,8 +936,15 @@ cdef Message _parse(bytes src, int max_headers):
             if _scan_via_list(p, f.value_s, f.value_e, None) != f.value_e:
                 error = "malformed Via"
         elif code == H_FROM or code == H_TO:
-            if _scan_name_addr(p, f.value_s, f.value_e, &nas, &us, None, NULL, NULL) != f.value_e:
+            ts = te = -1
+            if _scan_name_addr(p, f.value_s, f.value_e, &nas, &us, None, &ts, &te) != f.value_e:
                 error = "malformed From" if code == H_FROM else "malformed To"
+            elif code == H_FROM and not seen_from:
+                seen_from = True
+                msg._ftag_s, msg._ftag_e = ts, te
+            elif code == H_TO and not seen_to:
+                seen_to = True
+                msg._ttag_s, msg._ttag_e = ts, te
         elif code == H_CALL_ID:
             if not _call_id_ok(p, f.value_s, f.value_e):
                 error = "malformed Call-ID"
@@ -888,7 +953,7 @@ cdef Message _parse(bytes src, int max_headers):
                 error = "malformed CSeq"
             elif cs_f == NULL:
                 cs_f = f
-                ts, te = ms, me
+                cs_s, cs_e = ms, me
         elif code == H_MAX_FORWARDS:
             if not _number(p, f.value_s, f.value_e, 255, &v):
                 error = "malformed Max-Forwards"
@@ -900,28 +965,51 @@ cdef Message _parse(bytes src, int max_headers):
             else:
                 clen = v
         if error is not None:
-            raise _salvage_error(error, 400, p, msg._fields, msg._nfields, method)
+            raise _salvage_error(error, 400, p, msg._fields, msg._nfields, m_s, m_e)
 
     if req is not None and cs_f != NULL:
-        if te - ts != req._m_e - req._m_s or memcmp(p + ts, p + req._m_s, te - ts) != 0:
-            raise _salvage_error("CSeq method does not match the request method", 400, p,
-                                 msg._fields, msg._nfields, method)
+        if cs_e - cs_s != req._m_e - req._m_s or memcmp(p + cs_s, p + req._m_s, cs_e - cs_s) != 0:
+            # RFC 4475 §3.1.2.18: 501 for a method we do not know, else 400.
+            raise _salvage_error("CSeq method does not match the request method",
+                                 400 if req.method in _KNOWN_METHODS else 501, p,
+                                 msg._fields, msg._nfields, m_s, m_e)
 
+    msg._tags_cached = True
     # Body: RFC 3261 §18.3 — octets past Content-Length are discarded; fewer is an error.
     msg._body_s = hend
     if clen >= 0:
         if clen > n - hend:
             raise _salvage_error("Content-Length larger than the message", 400, p,
-                                 msg._fields, msg._nfields, method)
+                                 msg._fields, msg._nfields, m_s, m_e)
         msg._body_e = hend + clen
     else:
         msg._body_e = n
     return msg
 
 
+_KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+})
+
+
 def parse(data, *, Py_ssize_t max_size=DEFAULT_MAX_SIZE, int max_headers=DEFAULT_MAX_HEADERS):
     """Parse one SIP message from a datagram or a frame cut by StreamFramer."""
     cdef bytes src = data if type(data) is bytes else bytes(data)
-    if PyBytes_GET_SIZE(src) > max_size or PyBytes_GET_SIZE(src) > 0x7fffffff:
-        raise ParseError("message too large", 513)
+    if PyBytes_GET_SIZE(src) > max_size:
+        raise _too_large(src[:max_size], max_headers)
     return _parse(src, max_headers)
+
+
+cdef object _too_large(bytes head, int max_headers):
+    """A 513 ParseError carrying what the first `max_size` octets give for the answer."""
+    cdef Message msg
+    try:
+        msg = _parse(head, max_headers)
+    except ParseError as e:
+        return ParseError("message too large", 513, method=e.method, via=e.via,
+                          from_=e.from_, to=e.to, call_id=e.call_id, cseq=e.cseq)
+    return ParseError("message too large", 513,
+                      method=msg.method if msg.is_request else None,
+                      via=tuple(msg.headers("via")), from_=msg.header("from"),
+                      to=msg.header("to"), call_id=msg.call_id, cseq=msg.header("cseq"))

@@ -116,100 +116,248 @@ def parse_sdp(bytes body not None):
     return sd
 
 
-cdef bint _ip_literal(bytes addr):
+# --- the allow-list rebuild (hot path: once per offer/answer per leg) -----------------------
+
+_SDP_PROTOS = frozenset({
+    "rtp/avp", "rtp/savp", "rtp/avpf", "rtp/savpf", "udp/tls/rtp/savp", "udp/tls/rtp/savpf",
+    "tcp/rtp/avp", "udptl", "udp", "tcp", "tcp/msrp", "tcp/tls/msrp", "tcp/tls", "tcp/bfcp",
+    "tcp/tls/bfcp", "udp/bfcp",
+})
+
+cdef enum:
+    # A run this long of digits is a phone number, never an SDP value worth keeping.
+    NUMBER_RUN = 7
+
+
+cdef struct Out:
+    char* buf
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _put(Out* o, const void* src, Py_ssize_t k) except -1:
+    cdef char* grown
+    cdef Py_ssize_t cap
+    if o.n + k > o.cap:
+        cap = max(o.cap * 2, o.n + k + 256)
+        grown = <char*>realloc(o.buf, cap)
+        if grown == NULL:
+            raise MemoryError()
+        o.buf = grown
+        o.cap = cap
+    memcpy(o.buf + o.n, src, k)
+    o.n += k
+    return 0
+
+
+cdef inline int _put_line(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e) except -1:
+    _put(o, p + s, e - s)
+    _put(o, b"\r\n", 2)
+    return 0
+
+
+cdef int _digit_run(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """Length of the longest run of digits in p[s:e]."""
+    cdef int run = 0, best = 0
+    cdef Py_ssize_t k
+    for k in range(s, e):
+        if 48 <= p[k] <= 57:
+            run += 1
+            if run > best:
+                best = run
+        else:
+            run = 0
+    return best
+
+
+cdef bint _ip_literal(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
     """An IPv4/IPv6 literal, optionally with /ttl: c= lines must not carry free text."""
-    cdef int c
-    if not addr:
+    cdef Py_ssize_t k
+    if s >= e:
         return False
-    for c in addr:
-        if not (HEXVAL[c] >= 0 or c == 46 or c == 58 or c == 47):
+    for k in range(s, e):
+        if not (HEXVAL[p[k]] >= 0 or p[k] == 46 or p[k] == 58 or p[k] == 47):
             return False
     return True
 
 
-cdef bytes _connection(bytes value, str address):
-    """A c= value kept (when it is an IP literal) or pointed at `address`."""
-    cdef list parts = value.split(b" ")
-    if len(parts) != 3 or parts[0] != b"IN" or parts[1] not in (b"IP4", b"IP6"):
-        raise ParseError("malformed c= line")
-    if address is not None:
-        return _addr_type(address) + b" " + address.encode("ascii")
-    if not _ip_literal(parts[2]):
-        raise ParseError("c= address is not an IP literal")
-    return value
+cdef Py_ssize_t _c_address(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """Start of the address in a c= value `IN IP4 <addr>` / `IN IP6 <addr>`, or -1."""
+    if (e - s < 8 or p[s] != 73 or p[s + 1] != 78 or p[s + 2] != 32 or p[s + 3] != 73
+            or p[s + 4] != 80 or (p[s + 5] != 52 and p[s + 5] != 54) or p[s + 6] != 32):
+        return -1
+    return s + 7
+
+
+cdef bint _bandwidth_ok(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """b=<bwtype>:<bandwidth> with a bandwidth of at most 6 digits (10 Gbit/s in kbit/s)."""
+    cdef Py_ssize_t k = s
+    while k < e and ((CLS[p[k]] & C_ALNUM) or p[k] == 45):
+        k += 1
+    if k == s or k >= e or p[k] != 58 or e - (k + 1) > 6 or e == k + 1:
+        return False
+    for k in range(k + 1, e):
+        if not 48 <= p[k] <= 57:
+            return False
+    return True
+
+
+cdef bint _format_ok(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """An m= format: an RTP payload type (0-127) or a short token such as `t38`."""
+    cdef Py_ssize_t k
+    cdef int digits = 0
+    cdef long long v
+    if e - s > 32 or s >= e:
+        return False
+    for k in range(s, e):
+        if not (CLS[p[k]] & C_TOKEN):
+            return False
+        if 48 <= p[k] <= 57:
+            digits += 1
+    if digits == e - s:
+        return _number(p, s, e, 127, &v)
+    return digits <= 3
+
+
+cdef int _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object media_ports,
+                int index) except -1:
+    """Check an m= line's value and write it, with its port replaced when asked."""
+    cdef Py_ssize_t a, b, c, k, f
+    cdef long long port, count
+    cdef bytes fresh
+    a = _token(p, s, e)
+    if a == s or a >= e or p[a] != 32:
+        raise ParseError("malformed m= line")
+    b = a + 1
+    k = b
+    while k < e and 48 <= p[k] <= 57:
+        k += 1
+    if not _number(p, b, k, 65535, &port):
+        raise ParseError("malformed m= port")
+    c = k
+    if c < e and p[c] == 47:  # /<number of ports>
+        k = c + 1
+        while k < e and 48 <= p[k] <= 57:
+            k += 1
+        if not _number(p, c + 1, k, 65535, &count):
+            raise ParseError("malformed m= port")
+    if k >= e or p[k] != 32:
+        raise ParseError("malformed m= line")
+    f = k + 1
+    k = f
+    while k < e and p[k] != 32:
+        k += 1
+    if _decode(p, f, k).lower() not in _SDP_PROTOS:
+        raise ParseError("unsupported m= protocol")
+    while k < e:
+        f = k + 1
+        k = f
+        while k < e and p[k] != 32:
+            k += 1
+        if not _format_ok(p, f, k):
+            raise ParseError("malformed m= format")
+    _put(o, b"m=", 2)
+    _put(o, p + s, b - s)
+    if media_ports is not None and port != 0:  # port 0 is a rejected stream (RFC 3264 §6)
+        if index >= len(media_ports):
+            raise ValueError("media_ports has no port for m= line %d" % (index + 1))
+        fresh = b"%d" % media_ports[index]
+        _put(o, PyBytes_AS_STRING(fresh), len(fresh))
+        _put_line(o, p, c, e)
+    else:
+        _put_line(o, p, b, e)
+    return 0
+
+
+cdef bytes _rebuild_rest(bytes body, str connection_address, object media_ports,
+                         frozenset attributes):
+    """The rebuilt SDP after its o= line: s=-, then c= b= t= m= and the allowed a= lines.
+    v o s are rebuilt, t= is always `0 0` (RFC 3264 §5), and i u e p k z r, unknown lines,
+    attributes off the list and any value holding a phone-number-like digit run are dropped."""
+    cdef const uchar* p = <const uchar*>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t i = 0, e, le, vs, ne, k
+    cdef const uchar* nl
+    cdef int line_no = 0, media_index = -1
+    cdef bint t_written = False
+    cdef uchar kind
+    cdef char name[32]
+    cdef bytes conn = None
+    cdef Out o
+    if connection_address is not None:
+        conn = b"c=" + _addr_type(connection_address) + b" " + connection_address.encode(
+            "ascii") + b"\r\n"
+    o.buf = NULL
+    o.n = o.cap = 0
+    try:
+        _put(&o, b"s=-\r\n", 5)
+        while i < n:
+            nl = <const uchar*>memchr(p + i, 10, n - i)
+            le = n if nl == NULL else nl - p
+            e = le - 1 if le > i and p[le - 1] == 13 else le
+            if e > i:
+                if e - i < 2 or p[i + 1] != 61 or not 97 <= p[i] <= 122:
+                    raise ParseError("malformed SDP line")
+                kind = p[i]
+                vs = i + 2
+                if line_no == 0 and not (kind == 118 and e - vs == 1 and p[vs] == 48):
+                    raise ParseError("SDP does not start with v=0")
+                if (kind == 109 or (kind == 97 and media_index < 0)) and not t_written:
+                    _put(&o, b"t=0 0\r\n", 7)
+                    t_written = True
+                if kind == 109:  # m
+                    media_index += 1
+                    _media(&o, p, vs, e, media_ports, media_index)
+                elif kind == 99:  # c
+                    k = _c_address(p, vs, e)
+                    if k < 0:
+                        raise ParseError("malformed c= line")
+                    if conn is not None:
+                        _put(&o, PyBytes_AS_STRING(conn), len(conn))
+                    elif _ip_literal(p, k, e):
+                        _put_line(&o, p, i, e)
+                    else:
+                        raise ParseError("c= address is not an IP literal")
+                elif kind == 98:  # b
+                    if _bandwidth_ok(p, vs, e):
+                        _put_line(&o, p, i, e)
+                elif kind == 97:  # a
+                    ne = vs
+                    while ne < e and p[ne] != 58 and ne - vs < 31:
+                        name[ne - vs] = LOWER[p[ne]]
+                        ne += 1
+                    if ((ne == e or p[ne] == 58)
+                            and PyUnicode_DecodeASCII(name, ne - vs, "replace") in attributes
+                            and _digit_run(p, vs, e) < NUMBER_RUN):
+                        _put_line(&o, p, i, e)
+                elif kind == 118 and line_no != 0:
+                    raise ParseError("second v= line in SDP")
+                line_no += 1
+            i = le + 1
+        if line_no == 0:
+            raise ParseError("empty SDP")
+        if not t_written:
+            _put(&o, b"t=0 0\r\n", 7)
+        return PyBytes_FromStringAndSize(o.buf, o.n)
+    finally:
+        free(o.buf)
 
 
 cdef inline bytes _addr_type(str address):
     return b"IN IP6" if ":" in address else b"IN IP4"
 
 
-cdef bint _safe_scalar(bytes value):
-    """b= and t= values: modifier/number forms only (`AS:64`, `0 0`)."""
-    cdef int c
-    for c in value:
-        if not ((CLS[c] & C_ALNUM) or c == 58 or c == 32 or c == 45):
-            return False
-    return True
-
-
-cdef list _rebuild_lines(bytes body, str connection_address, object media_ports,
-                         frozenset attributes):
-    """Every line of the rebuilt SDP after o= (s=, c=, t=, b=, m=, a=), as bytes."""
-    cdef list out = [b"s=-"]
-    cdef int kind
-    cdef bytes value, name
-    cdef Py_ssize_t colon
-    cdef int media_index = -1
-    cdef list parts
-    cdef bint times = False
-    for kind, value in _sdp_lines(body):
-        if kind == 109:  # m
-            media_index += 1
-            _media_line(value)  # validates
-            if media_ports is not None:
-                parts = value.split(b" ")
-                port, slash, count = parts[1].partition(b"/")
-                parts[1] = b"%d" % media_ports[media_index] + slash + count
-                value = b" ".join(parts)
-            out.append(b"m=" + value)
-        elif kind == 99:  # c
-            out.append(b"c=" + _connection(value, connection_address))
-        elif kind == 116:  # t
-            if _safe_scalar(value):
-                out.append(b"t=" + value)
-                times = True
-        elif kind == 98:  # b
-            if _safe_scalar(value):
-                out.append(b"b=" + value)
-        elif kind == 97:  # a
-            colon = value.find(b":")
-            name = value if colon < 0 else value[:colon]
-            if name.decode("ascii", "replace").lower() in attributes:
-                out.append(b"a=" + value)
-        # v, o, s are rebuilt; i u e p k z r and anything unknown never cross.
-    if not times:
-        # t= is mandatory (RFC 4566 §5); it goes before the first a= or m= line.
-        at = len(out)
-        for k, line in enumerate(out):
-            if line[:2] in (b"a=", b"m="):
-                at = k
-                break
-        out.insert(at, b"t=0 0")
-    return out
-
-
 cdef bytes _origin_line(str address, long long session_id, long long version):
-    return b"o=- %d %d %s %s" % (session_id, version, _addr_type(address),
-                                 address.encode("ascii"))
+    return b"v=0\r\no=- %d %d %s %s\r\n" % (session_id, version, _addr_type(address),
+                                              address.encode("ascii"))
 
 
 def rebuild_sdp(bytes body not None, *, str origin_address not None, long long session_id,
                 long long version, str connection_address=None, media_ports=None,
                 frozenset attributes=DEFAULT_SDP_ATTRIBUTES):
     """Rebuild an SDP body through the allow-list (see `_core.pyi`). Raises ParseError."""
-    cdef list lines = _rebuild_lines(body, connection_address, media_ports, attributes)
-    return b"v=0\r\n" + _origin_line(origin_address, session_id, version) + b"\r\n" + (
-        b"\r\n".join(lines)) + b"\r\n"
+    return _origin_line(origin_address, session_id, version) + _rebuild_rest(
+        body, connection_address, media_ports, attributes)
 
 
 cdef class SdpOrigin:
@@ -219,6 +367,7 @@ cdef class SdpOrigin:
     cdef public long long version
     cdef str _address
     cdef bytes _last
+    cdef bytes _origin       # the v= and o= lines for the current version
 
     def __init__(self, str address not None, session_id=None):
         self._address = address
@@ -226,16 +375,18 @@ cdef class SdpOrigin:
                            if session_id is None else session_id)
         self.version = 0
         self._last = None
+        self._origin = None
 
     def rebuild(self, bytes body not None, *, str connection_address=None, media_ports=None,
                 frozenset attributes=DEFAULT_SDP_ATTRIBUTES):
-        cdef bytes rest = b"\r\n".join(
-            _rebuild_lines(body, connection_address, media_ports, attributes)) + b"\r\n"
+        cdef bytes rest = _rebuild_rest(body, connection_address, media_ports, attributes)
         if self._last is not None and rest != self._last:
             self.version += 1
+            self._origin = None
         self._last = rest
-        return b"v=0\r\n" + _origin_line(self._address, self.session_id, self.version) + (
-            b"\r\n" + rest)
+        if self._origin is None:
+            self._origin = _origin_line(self._address, self.session_id, self.version)
+        return self._origin + rest
 
 
 # --- multipart (RFC 2046 §5.1) ---------------------------------------------------------------
@@ -301,7 +452,7 @@ def split_multipart(str content_type not None, bytes body not None):
             raise ParseError("multipart part without a header section")
         part = BodyPart.__new__(BodyPart)
         part.headers = []
-        for line in head.split(b"\r\n"):
+        for line in (head.split(b"\r\n") if head else ()):
             name, colon, value = line.partition(b":")
             if not colon:
                 raise ParseError("malformed multipart part header")

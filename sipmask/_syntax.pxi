@@ -90,6 +90,16 @@ cdef inline Py_ssize_t _token(const uchar* p, Py_ssize_t i, Py_ssize_t end) noex
     return i
 
 
+cdef inline bint _lowercmp(const uchar* a, const uchar* lower, Py_ssize_t n) noexcept nogil:
+    """True when token bytes `a` equal the lower-case `lower` ignoring ASCII case. (OR-ing
+    0x20 folds letters; no other token character collides with a lower-case name's.)"""
+    cdef Py_ssize_t k
+    for k in range(n):
+        if (a[k] | 0x20) != lower[k]:
+            return False
+    return True
+
+
 cdef inline bint _casecmp(const uchar* a, const uchar* b, Py_ssize_t n) noexcept nogil:
     """True when the n bytes are equal ignoring ASCII case."""
     cdef Py_ssize_t k
@@ -99,7 +109,7 @@ cdef inline bint _casecmp(const uchar* a, const uchar* b, Py_ssize_t n) noexcept
     return True
 
 
-cdef Py_ssize_t _escaped_run(const uchar* p, Py_ssize_t i, Py_ssize_t end, uchar cls) noexcept nogil:
+cdef inline Py_ssize_t _escaped_run(const uchar* p, Py_ssize_t i, Py_ssize_t end, uchar cls) noexcept nogil:
     """Read characters of class `cls` or %HH escapes; -1 on a broken escape."""
     while i < end:
         if CLS[p[i]] & cls:
@@ -113,7 +123,7 @@ cdef Py_ssize_t _escaped_run(const uchar* p, Py_ssize_t i, Py_ssize_t end, uchar
     return i
 
 
-cdef Py_ssize_t _quoted(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+cdef inline Py_ssize_t _quoted(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
     """p[i] is '"': return the position after the closing quote, -1 if unterminated."""
     i += 1
     while i < end:
@@ -126,7 +136,7 @@ cdef Py_ssize_t _quoted(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept n
     return -1
 
 
-cdef Py_ssize_t _host(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+cdef inline Py_ssize_t _host(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
     """hostname / IPv4address / IPv6reference; -1 if empty or malformed."""
     cdef Py_ssize_t start = i
     if i < end and p[i] == 91:  # '['
@@ -141,7 +151,7 @@ cdef Py_ssize_t _host(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nog
     return i if i > start else -1
 
 
-cdef Py_ssize_t _port(const uchar* p, Py_ssize_t i, Py_ssize_t end, int* port) noexcept nogil:
+cdef inline Py_ssize_t _port(const uchar* p, Py_ssize_t i, Py_ssize_t end, int* port) noexcept nogil:
     """1*5DIGIT with a value up to 65535."""
     cdef Py_ssize_t start = i
     cdef int v = 0
@@ -196,7 +206,7 @@ cdef str _decode_unfolded(const uchar* p, Py_ssize_t start, Py_ssize_t end):
     return bytes(out).decode("utf-8", "surrogateescape")
 
 
-cdef Py_ssize_t _gen_value(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+cdef inline Py_ssize_t _gen_value(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
     """gen-value = token / host / quoted-string."""
     cdef Py_ssize_t start = i
     if i < end and p[i] == 34:
@@ -213,6 +223,7 @@ cdef Py_ssize_t _header_params(const uchar* p, Py_ssize_t i, Py_ssize_t end, dic
     """*( SEMI generic-param ) for header fields (From/To/Contact/Via); stops before ',' or at
     the end. Fills `out` (names lower-cased) when given, and the span of a `tag` value."""
     cdef Py_ssize_t ns, ne, vs, ve
+    cdef int port
     while True:
         i = _sws(p, i, end)
         if i >= end or p[i] != 59:  # ';'
@@ -232,6 +243,10 @@ cdef Py_ssize_t _header_params(const uchar* p, Py_ssize_t i, Py_ssize_t end, dic
             if i < 0:
                 return -1
             ve = i
+        if vs >= 0 and ne - ns == 5 and _casecmp(p + ns, <const uchar*>b"rport", 5):
+            # RFC 3581: rport carries a port number
+            if _port(p, vs, ve, &port) != ve:
+                return -1
         if tag_s != NULL and ne - ns == 3 and _casecmp(p + ns, <const uchar*>b"tag", 3):
             if vs < 0:
                 return -1

@@ -18,7 +18,7 @@ cdef struct UriSpan:
     Py_ssize_t opaque_s, opaque_e
 
 
-cdef Py_ssize_t _uri_params(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
+cdef inline Py_ssize_t _uri_params(const uchar* p, Py_ssize_t i, Py_ssize_t end) noexcept nogil:
     """*( ";" pname [ "=" pvalue ] ) of a URI; stops at the first other character."""
     cdef Py_ssize_t s
     while i < end and p[i] == 59:
@@ -83,17 +83,11 @@ cdef Py_ssize_t _scan_uri(const uchar* p, Py_ssize_t i, Py_ssize_t end, UriSpan*
         u.params_e = end
         return end
     # sip / sips: [ userinfo "@" ] hostport uri-parameters [ headers ]
-    at = -1
-    for k in range(i, end):
-        if p[k] == 64:
-            at = k
-            break
+    cdef const uchar* hit = <const uchar*>memchr(p + i, 64, end - i)
+    at = -1 if hit == NULL else hit - p
     if at >= 0:
-        colon = -1
-        for k in range(i, at):
-            if p[k] == 58:
-                colon = k
-                break
+        hit = <const uchar*>memchr(p + i, 58, at - i)
+        colon = -1 if hit == NULL else hit - p
         u.user_s = i
         u.user_e = at if colon < 0 else colon
         if u.user_e == u.user_s or _escaped_run(p, u.user_s, u.user_e, C_USER) != u.user_e:
@@ -237,18 +231,41 @@ cdef class URI:
     def __repr__(self):
         return "URI(%r)" % str(self)
 
-    def _key(self):
-        return (self.scheme, self.user, self.password,
-                None if self.host is None else self.host.lower(), self.port,
-                self.params, self.headers, self.opaque)
-
     def __eq__(self, other):
+        """URI comparison of RFC 3261 §19.1.4: escapes equal what they encode, scheme and
+        host ignore case, the user/ttl/method/maddr/transport parameters must agree, other
+        parameters only when both carry them, and headers must agree."""
         if not isinstance(other, URI):
             return NotImplemented
-        return self._key() == (<URI>other)._key()
+        cdef URI o = <URI>other
+        if (self.scheme != o.scheme or self.port != o.port
+                or _unesc(self.user) != _unesc(o.user)
+                or _unesc(self.password) != _unesc(o.password)
+                or _lower(_unesc(self.host)) != _lower(_unesc(o.host))
+                or _unesc(self.opaque) != _unesc(o.opaque)):
+            return False
+        mine = {k: _lower(_unesc(v)) for k, v in self.params.items()}
+        theirs = {k: _lower(_unesc(v)) for k, v in o.params.items()}
+        for name in ("user", "ttl", "method", "maddr", "transport"):
+            if mine.get(name, "") != theirs.get(name, ""):
+                return False
+        for name in mine.keys() & theirs.keys():
+            if mine[name] != theirs[name]:
+                return False
+        return ({k.lower(): _unesc(v) for k, v in self.headers.items()}
+                == {k.lower(): _unesc(v) for k, v in o.headers.items()})
 
     def __hash__(self):
-        return hash(str(self))
+        # Only what __eq__ always compares goes in, so equal URIs hash alike.
+        return hash((self.scheme, _unesc(self.user), _lower(_unesc(self.host)), self.port))
+
+
+cdef object _unesc(object text):
+    return text if text is None or "%" not in text else unescape(text)
+
+
+cdef object _lower(object text):
+    return None if text is None else text.lower()
 
 
 def parse_uri(str text not None):
@@ -526,7 +543,9 @@ cdef class Via:
     @property
     def rport(self):
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        if value and value.isdigit() and len(value) <= 5 and int(value) <= 65535:
+            return int(value)
+        return None
 
     @property
     def has_rport(self):

@@ -13,7 +13,8 @@ class ParseError(SipError, ValueError):
 
     Attributes:
         reason: short text for a log line or a 400's reason phrase (never the raw input).
-        status_code: the response that fits (400 unless another does, e.g. 413 for size).
+        status_code: the response that fits: 400 unless another does (513 for a message over
+            the size limit, 501 for an unknown method).
         method: the request method if the start line could be read, else None (a response or
             an unreadable line: no answer can be formed).
         via, from_, to, call_id, cseq: raw values salvaged from the message, enough for the

@@ -1,0 +1,274 @@
+"""The session store contract (issue 4): one Protocol, two backends (`memory`, `redis`).
+
+Both backends implement the same allocation rule, so the contract tests can assert exact
+numbers:
+
+1. a participant's virtual number is unique among that participant's open sessions; numbers
+   are reused freely across participants;
+2. a pinned number (`ParticipantSpec.proxy_identifier`, reserved numbers allowed) is used as
+   given, or the creation fails with NumberUnavailable;
+3. else the number this pair had last time (sticky), if still assignable and free;
+4. else the best geo-match (same country and area code, then same country), ties going to
+   the least recently assigned number (then the lowest number);
+5. reserved and draining numbers are never auto-assigned; no free number is PoolExhausted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import Protocol
+
+import msgspec
+
+from .errors import (
+    InvalidParticipant,
+    InvalidPool,
+    InvalidSession,
+    NumberUnavailable,
+    PoolExhausted,
+    PoolInUse,
+    SessionNotFound,
+    StoreError,
+    StoreUnavailable,
+    UnknownPool,
+)
+from .model import (
+    MAX_METADATA_BYTES,
+    Binding,
+    Interaction,
+    Pool,
+    Session,
+    SessionSpec,
+    metadata_size,
+)
+from .numbers import check_pool_name, geo_of, geo_score, normalise_number, participant_key
+
+__all__ = [
+    "InvalidParticipant",
+    "InvalidPool",
+    "InvalidSession",
+    "NumberUnavailable",
+    "PoolExhausted",
+    "PoolInUse",
+    "PreparedParticipant",
+    "SessionNotFound",
+    "SessionStore",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownPool",
+    "pick_number",
+    "pool_of_session",
+    "prepare_pool",
+    "prepare_spec",
+]
+
+#: How long a closed session stays readable (`get_session`, interactions), in seconds.
+DEFAULT_CLOSED_RETENTION = 24 * 3600
+#: How long a pair remembers its numbers for the sticky preference, in seconds.
+DEFAULT_STICKY_TTL = 30 * 24 * 3600
+#: Call records kept per session in the store (the event stream keeps them all).
+MAX_INTERACTIONS = 1000
+
+
+class SessionStore(Protocol):
+    """Sessions, pools and bindings. Every method may raise StoreUnavailable.
+
+    Methods that depend on time take `now` (epoch seconds); None reads the store's clock.
+    """
+
+    async def ensure_pool(self, name: str) -> Pool:
+        """Create an empty pool if there is none of that name; return the pool."""
+        ...
+
+    async def set_pool(
+        self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
+    ) -> Pool:
+        """Create or replace a pool's numbers. Numbers dropped while in use are drained, never
+        yanked from open sessions. Raises InvalidPool, NumberUnavailable (owned by another
+        pool)."""
+        ...
+
+    async def get_pool(self, name: str) -> Pool:
+        """Return a pool. Raises UnknownPool."""
+        ...
+
+    async def list_pools(self) -> list[str]:
+        """Return the names of all pools, sorted."""
+        ...
+
+    async def delete_pool(self, name: str) -> None:
+        """Delete a pool with no open session. Raises UnknownPool, PoolInUse."""
+        ...
+
+    async def create_session(self, spec: SessionSpec, *, now: float | None = None) -> Session:
+        """Allocate numbers and open a session, atomically.
+
+        Raises:
+            UnknownPool, InvalidParticipant, InvalidSession, NumberUnavailable, PoolExhausted.
+        """
+        ...
+
+    async def get_session(self, session_id: str) -> Session:
+        """Return a session, open or closed (closed ones until their retention ends).
+        Raises SessionNotFound."""
+        ...
+
+    async def list_sessions(
+        self, *, participant: str | None = None, pool: str | None = None
+    ) -> list[Session]:
+        """Return open sessions (of a participant identifier, of a pool, or all), oldest
+        first. Raises InvalidParticipant, UnknownPool."""
+        ...
+
+    async def close_session(
+        self, session_id: str, *, reason: str = "closed", now: float | None = None
+    ) -> Session:
+        """Close a session: its bindings are gone at once. Closing a closed session returns
+        it unchanged. Raises SessionNotFound."""
+        ...
+
+    async def lookup(
+        self, dialled: str, caller: str, *, now: float | None = None
+    ) -> Binding | None:
+        """The call-time lookup: `(dialled virtual number, caller's normalised key)` -> the
+        binding, or None. One round trip on Redis; renews a sliding expiry; marks the session
+        in-progress."""
+        ...
+
+    async def record_interaction(self, interaction: Interaction) -> None:
+        """Keep a call record with its session. Raises SessionNotFound."""
+        ...
+
+    async def list_interactions(self, session_id: str) -> list[Interaction]:
+        """Return a session's call records, oldest first. Raises SessionNotFound."""
+        ...
+
+    async def expire(self, *, now: float | None = None) -> int:
+        """Housekeeping, to run every few seconds: close sessions past `expires_at`, drop
+        closed ones past their retention, release drained numbers. Returns how many sessions
+        it closed."""
+        ...
+
+    async def close(self) -> None:
+        """Release files and connections."""
+        ...
+
+
+class PreparedParticipant(msgspec.Struct, frozen=True):
+    """A validated participant of a session to create (shared by both backends)."""
+
+    identifier: str
+    key: str
+    pin: str | None
+    route: str | None
+    geo: tuple[str, str]
+
+
+def prepare_spec(spec: SessionSpec) -> tuple[PreparedParticipant, PreparedParticipant]:
+    """Check a session request and normalise its participants.
+
+    Structs built in Python skip msgspec's decode-time constraints, so the bounds are checked
+    here again; the API decodes with them too.
+
+    Raises:
+        InvalidSession, InvalidParticipant, UnknownPool (bad pool name).
+    """
+    try:
+        check_pool_name(spec.pool)
+    except ValueError as exc:
+        raise UnknownPool(str(exc)) from None
+    try:
+        # Round-trip through msgspec to apply the Meta bounds of SessionSpec.
+        msgspec.convert(msgspec.to_builtins(spec), SessionSpec)
+    except msgspec.ValidationError as exc:
+        raise InvalidSession(str(exc)) from None
+    if metadata_size(spec.metadata) > MAX_METADATA_BYTES:
+        raise InvalidSession(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    prepared = []
+    for part in spec.participants:
+        key = participant_key(part.identifier)
+        pin = None
+        if part.proxy_identifier is not None:
+            try:
+                pin = normalise_number(part.proxy_identifier)
+            except ValueError as exc:
+                raise NumberUnavailable(str(exc)) from None
+        prepared.append(PreparedParticipant(part.identifier, key, pin, part.route, geo_of(key)))
+    first, second = prepared
+    if first.key == second.key:
+        raise InvalidSession(f"the two participants are the same party: {first.key!r}")
+    return first, second
+
+
+def prepare_pool(
+    name: str, numbers: Iterable[str], reserved: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Check and normalise a pool definition; return sorted (numbers, reserved).
+
+    Raises:
+        InvalidPool.
+    """
+    try:
+        check_pool_name(name)
+        free = sorted({normalise_number(n) for n in numbers})
+        kept = sorted({normalise_number(n) for n in reserved})
+    except ValueError as exc:
+        raise InvalidPool(str(exc)) from None
+    both = set(free) & set(kept)
+    if both:
+        raise InvalidPool(f"numbers both assignable and reserved: {sorted(both)}")
+    return free, kept
+
+
+def new_session_id(pool: str) -> str:
+    """`<pool>.<22 random url-safe characters>`: unguessable, and it names its pool."""
+    return f"{pool}.{secrets.token_urlsafe(16)}"
+
+
+def pool_of_session(session_id: str) -> str:
+    """The pool part of a session id. Raises SessionNotFound for a malformed id."""
+    pool, dot, token = session_id.partition(".")
+    if not dot or not token:
+        raise SessionNotFound(session_id)
+    try:
+        return check_pool_name(pool)
+    except ValueError:
+        raise SessionNotFound(session_id) from None
+
+
+def pick_number(
+    assignable: Iterable[tuple[int, str]],
+    used: set[str],
+    geo: dict[str, tuple[str, str]],
+    participant_geo: tuple[str, str],
+    sticky: str | None,
+    sticky_ok: bool,
+) -> str | None:
+    """The automatic part of the allocation rule (steps 3-4), for the memory backend; the
+    Redis backend runs the same steps in Lua.
+
+    Args:
+        assignable: `(last assigned ms, number)` of the auto-assignable numbers.
+        used: numbers this participant already has in open sessions.
+        geo: `(country, area)` of each number.
+        participant_geo: `(country, area)` of the participant.
+        sticky: the number this pair had last time, or None.
+        sticky_ok: whether the sticky number is still assignable.
+
+    Returns:
+        The number, or None if none is free.
+    """
+    if sticky is not None and sticky_ok and sticky not in used:
+        return sticky
+    best: str | None = None
+    best_score = -1
+    for _, number in sorted(assignable):
+        if number in used:
+            continue
+        score = geo_score(participant_geo, geo.get(number, ("", "")))
+        if score > best_score:
+            best, best_score = number, score
+            if score == 2:
+                break
+    return best

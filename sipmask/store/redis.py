@@ -1,0 +1,490 @@
+"""The shared session store on Redis (redis-py asyncio, hiredis parser when installed).
+
+Several sipmask workers and nodes share one Redis. Keys come from `keys.py` and carry the
+pool's name as hash tag, so the Lua scripts of `scripts.py` (allocation, lookup, close,
+expiry) each run atomically on one Redis Cluster slot. The call path makes one round trip per
+new call (`lookup`), after resolving the dialled number's pool from a local cache.
+
+Outage behaviour (issue 4): short socket timeouts and a single quick retry make every method
+fail fast with StoreUnavailable while Redis is down; the connection pool reconnects by itself
+on the next call once Redis is back, and scripts are loaded again if Redis lost them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import scripts
+from .base import (
+    DEFAULT_CLOSED_RETENTION,
+    DEFAULT_STICKY_TTL,
+    MAX_INTERACTIONS,
+    new_session_id,
+    pool_of_session,
+    prepare_pool,
+    prepare_spec,
+)
+from .errors import (
+    InvalidParticipant,
+    NumberUnavailable,
+    PoolExhausted,
+    PoolInUse,
+    SessionNotFound,
+    StoreUnavailable,
+    UnknownPool,
+)
+from .keys import Keys
+from .model import (
+    Binding,
+    ExpiryMode,
+    Interaction,
+    Participant,
+    Pool,
+    Session,
+    SessionSpec,
+    SessionStatus,
+    ms,
+)
+from .numbers import check_pool_name, geo_of, participant_key
+
+_EXPIRE_BATCH = 500
+_DIRECTORY_REFRESH = 1.0  # seconds between reloads of the number directory on a miss
+_SESSION_FIELDS = (
+    "doc", "a_key", "a_num", "b_key", "b_num", "status", "expires_at", "closed_reason",
+    "closed_at",
+)
+
+
+class _SessionDoc(msgspec.Struct, array_like=True, frozen=True):
+    """The parts of a session that never change, stored as one compact JSON array."""
+
+    a_identifier: str
+    a_route: str | None
+    b_identifier: str
+    b_route: str | None
+    created_at: float
+    ttl: int
+    expiry: ExpiryMode
+    call_time_limit: int | None
+    ring_timeout: int | None
+    metadata: dict[str, Any]
+
+
+_doc_decoder = msgspec.json.Decoder(_SessionDoc)
+_interaction_decoder = msgspec.json.Decoder(Interaction)
+_encode = msgspec.json.encode
+
+
+@asynccontextmanager
+async def _available() -> AsyncIterator[None]:
+    """Turn "Redis cannot be reached" into StoreUnavailable."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"redis: {exc}") from exc
+
+
+class RedisStore:
+    """The Redis SessionStore.
+
+    Args:
+        url: `redis://host:port/db` (or `rediss://`, `unix://`).
+        prefix: namespace of the keys.
+        clock: epoch seconds, for methods called without `now`.
+        closed_retention: seconds a closed session stays readable.
+        sticky_ttl: seconds a pair remembers its numbers.
+        socket_timeout: seconds to wait for an answer before giving up.
+        connect_timeout: seconds to wait for a connection.
+        retries: quick retries of a failed command (redis-py's default backs off for seconds,
+            too long for a call waiting on its lookup).
+        max_connections: size of the connection pool.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "sipmask",
+        clock: Callable[[], float] = time.time,
+        closed_retention: float = DEFAULT_CLOSED_RETENTION,
+        sticky_ttl: float = DEFAULT_STICKY_TTL,
+        socket_timeout: float = 0.5,
+        connect_timeout: float = 0.5,
+        retries: int = 1,
+        max_connections: int | None = None,
+    ) -> None:
+        self._keys = Keys(prefix)
+        self._clock = clock
+        self._retention_ms = ms(closed_retention)
+        self._sticky_ms = ms(sticky_ttl)
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries),
+            max_connections=max_connections,
+        )
+        register = self._redis.register_script
+        self._create = register(scripts.CREATE)
+        self._lookup = register(scripts.LOOKUP)
+        self._close = register(scripts.CLOSE)
+        self._expire = register(scripts.EXPIRE)
+        self._set_pool = register(scripts.SET_POOL)
+        self._delete_pool = register(scripts.DELETE_POOL)
+        self._record = register(scripts.RECORD)
+        self._claim = register(scripts.CLAIM)
+        self._release = register(scripts.RELEASE)
+        self._pool_of: dict[str, str] = {}  # virtual number -> pool, for lookups
+        self._directory_loaded = -_DIRECTORY_REFRESH
+
+    def _now_ms(self, now: float | None) -> int:
+        return ms(self._clock() if now is None else now)
+
+    async def ping(self) -> bool:
+        """Whether Redis answers (for health checks). Raises StoreUnavailable."""
+        async with _available():
+            return bool(await self._redis.ping())
+
+    # -- pools -------------------------------------------------------------------------------
+
+    async def ensure_pool(self, name: str) -> Pool:
+        """See SessionStore.ensure_pool."""
+        prepare_pool(name, (), ())
+        async with _available():
+            exists = await self._redis.exists(self._keys.meta(name))
+        if exists:
+            return await self.get_pool(name)
+        return await self.set_pool(name, ())
+
+    async def set_pool(
+        self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
+    ) -> Pool:
+        """See SessionStore.set_pool."""
+        free, kept = prepare_pool(name, numbers, reserved)
+        k = self._keys
+        async with _available():
+            claimed = await self._claim(
+                keys=[k.directory, k.pools], args=[name, *free, *kept]
+            )
+            if claimed[0] == "taken":
+                raise NumberUnavailable(f"{claimed[1]} belongs to pool {claimed[2]!r}")
+            spec = {
+                "free": [[n, "|".join(geo_of(n))] for n in free],
+                "reserved": [[n, "|".join(geo_of(n))] for n in kept],
+            }
+            released = await self._set_pool(
+                keys=[k.meta(name)],
+                args=[k.pool(name), self._now_ms(None), _encode(spec), name],
+            )
+            if released:
+                await self._release(keys=[k.directory, k.pools], args=[name, "0", *released])
+            for number in released:
+                self._pool_of.pop(number, None)
+            for number in (*free, *kept):
+                self._pool_of[number] = name
+        return await self.get_pool(name)
+
+    async def get_pool(self, name: str) -> Pool:
+        """See SessionStore.get_pool."""
+        try:
+            check_pool_name(name)
+        except ValueError:
+            raise UnknownPool(name) from None
+        k = self._keys
+        async with _available():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.exists(k.meta(name))
+                pipe.zrange(k.lru(name), 0, -1)
+                pipe.smembers(k.reserved(name))
+                pipe.smembers(k.draining(name))
+                exists, free, kept, draining = await pipe.execute()
+        if not exists:
+            raise UnknownPool(name)
+        return Pool(name, tuple(sorted(free)), tuple(sorted(kept)), tuple(sorted(draining)))
+
+    async def list_pools(self) -> list[str]:
+        """See SessionStore.list_pools."""
+        async with _available():
+            return sorted(cast(set[str], await self._redis.smembers(self._keys.pools)))
+
+    async def delete_pool(self, name: str) -> None:
+        """See SessionStore.delete_pool."""
+        try:
+            check_pool_name(name)
+        except ValueError:
+            raise UnknownPool(name) from None
+        k = self._keys
+        async with _available():
+            result = await self._delete_pool(keys=[k.meta(name)], args=[k.pool(name)])
+            if result[0] == "unknown-pool":
+                raise UnknownPool(name)
+            if result[0] == "in-use":
+                raise PoolInUse(f"pool {name!r} has open sessions")
+            await self._release(keys=[k.directory, k.pools], args=[name, "1", *result[1:]])
+        for number in result[1:]:
+            self._pool_of.pop(number, None)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def create_session(self, spec: SessionSpec, *, now: float | None = None) -> Session:
+        """See SessionStore.create_session."""
+        first, second = prepare_spec(spec)
+        now_ms = self._now_ms(now)
+        pool, k = spec.pool, self._keys
+        sid = new_session_id(pool)
+        a_first = first.key <= second.key
+        low, high = (first.key, second.key) if a_first else (second.key, first.key)
+        doc = _SessionDoc(
+            first.identifier, first.route, second.identifier, second.route, now_ms / 1000,
+            spec.ttl, spec.expiry, spec.call_time_limit, spec.ring_timeout, spec.metadata,
+        )
+        async with _available():
+            # A participant that is a number of any pool would call into sipmask (issue 4);
+            # the script checks its own pool again atomically.
+            owners = await self._redis.hmget(self._keys.directory, [first.key, second.key])
+            for key, owner in zip((first.key, second.key), owners):
+                if owner is not None:
+                    raise InvalidParticipant(f"{key} is a virtual number of pool {owner!r}")
+            result = await self._create(
+                keys=[
+                    k.meta(pool),
+                    k.participant(pool, first.key),
+                    k.participant(pool, second.key),
+                    k.pair(pool, low, high),
+                    k.session(pool, sid),
+                ],
+                args=[
+                    k.pool(pool), sid, now_ms, self._retention_ms, self._sticky_ms,
+                    spec.ttl * 1000, spec.expiry.value, _encode(doc),
+                    first.key, first.pin or "", *geo_of(first.key),
+                    second.key, second.pin or "", *geo_of(second.key),
+                    "1" if a_first else "0",
+                ],
+            )
+        code = result[0]
+        if code == "unknown-pool":
+            raise UnknownPool(pool)
+        if code == "pool-number":
+            raise InvalidParticipant(f"{result[1]} is a virtual number of pool {pool!r}")
+        if code == "exhausted":
+            raise PoolExhausted(pool, result[1])
+        if code == "not-in-pool":
+            raise NumberUnavailable(f"{result[2]} is not a number of pool {pool!r}")
+        if code == "pin-in-use":
+            raise NumberUnavailable(f"{result[1]} already has {result[2]} in an open session")
+        number_a, number_b = result[1], result[2]
+        return _session(
+            pool, sid, doc, first.key, number_a, second.key, number_b,
+            SessionStatus.OPEN, now_ms + spec.ttl * 1000, None, None,
+        )
+
+    async def get_session(self, session_id: str) -> Session:
+        """See SessionStore.get_session."""
+        pool = pool_of_session(session_id)
+        async with _available():
+            fields = await self._redis.hmget(
+                self._keys.session(pool, session_id), _SESSION_FIELDS
+            )
+        if fields[0] is None:
+            raise SessionNotFound(session_id)
+        return _from_fields(pool, session_id, cast(list[str | None], fields))
+
+    async def _get_many(self, pool: str, ids: Iterable[str]) -> list[Session]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            wanted = list(ids)
+            for sid in wanted:
+                pipe.hmget(self._keys.session(pool, sid), _SESSION_FIELDS)
+            rows = await pipe.execute()
+        return [_from_fields(pool, sid, row) for sid, row in zip(wanted, rows) if row[0]]
+
+    async def list_sessions(
+        self, *, participant: str | None = None, pool: str | None = None
+    ) -> list[Session]:
+        """See SessionStore.list_sessions."""
+        k = self._keys
+        key = participant_key(participant) if participant is not None else None
+        async with _available():
+            if pool is not None:
+                try:
+                    check_pool_name(pool)
+                except ValueError:
+                    raise UnknownPool(pool) from None
+                if not await self._redis.exists(k.meta(pool)):
+                    raise UnknownPool(pool)
+                pools = [pool]
+            else:
+                pools = sorted(cast(set[str], await self._redis.smembers(k.pools)))
+            found: list[Session] = []
+            for name in pools:
+                ids: Iterable[str]
+                if key is not None:
+                    by_number = await self._redis.hgetall(k.participant(name, key))
+                    ids = cast(dict[str, str], by_number).values()
+                else:
+                    ids = cast(list[str], await self._redis.zrange(k.sessions(name), 0, -1))
+                found += await self._get_many(name, ids)
+        found = [s for s in found if s.status is not SessionStatus.CLOSED]
+        return sorted(found, key=lambda s: (s.created_at, s.id))
+
+    async def close_session(
+        self, session_id: str, *, reason: str = "closed", now: float | None = None
+    ) -> Session:
+        """See SessionStore.close_session."""
+        pool = pool_of_session(session_id)
+        k = self._keys
+        async with _available():
+            done = await self._close(
+                keys=[k.session(pool, session_id)],
+                args=[k.pool(pool), session_id, reason, self._now_ms(now), self._retention_ms],
+            )
+        if not done:
+            raise SessionNotFound(session_id)
+        return await self.get_session(session_id)
+
+    async def _resolve(self, number: str) -> str | None:
+        """The pool of a virtual number, from the local copy of the directory. A number not
+        in it reloads the copy, at most once a second (numbers that are no pool's, dialled
+        in a loop, cost no more than that)."""
+        pool = self._pool_of.get(number)
+        if pool is None and time.monotonic() - self._directory_loaded >= _DIRECTORY_REFRESH:
+            await self._load_directory()
+            pool = self._pool_of.get(number)
+        return pool
+
+    async def _load_directory(self) -> None:
+        self._pool_of = cast(dict[str, str], await self._redis.hgetall(self._keys.directory))
+        self._directory_loaded = time.monotonic()
+
+    async def lookup(
+        self, dialled: str, caller: str, *, now: float | None = None
+    ) -> Binding | None:
+        """See SessionStore.lookup."""
+        k = self._keys
+        async with _available():
+            pool = await self._resolve(dialled)
+            if pool is None:
+                return None
+            found = await self._lookup(
+                keys=[k.participant(pool, caller)],
+                args=[k.pool(pool), dialled, self._now_ms(now), self._retention_ms],
+            )
+        if not found:
+            return None
+        sid, raw, a_key, a_num, b_key, b_num, _status, expires = found
+        doc = _doc_decoder.decode(raw)
+        first = Participant(doc.a_identifier, a_key, a_num, doc.a_route)
+        second = Participant(doc.b_identifier, b_key, b_num, doc.b_route)
+        me, other = (first, second) if a_key == caller else (second, first)
+        return Binding(
+            session_id=sid,
+            caller=me,
+            callee=other,
+            call_time_limit=doc.call_time_limit,
+            ring_timeout=doc.ring_timeout,
+            expires_at=int(expires) / 1000,
+        )
+
+    async def record_interaction(self, interaction: Interaction) -> None:
+        """See SessionStore.record_interaction."""
+        sid = interaction.session_id
+        pool = pool_of_session(sid)
+        k = self._keys
+        async with _available():
+            kept = await self._record(
+                keys=[k.session(pool, sid), k.interactions(pool, sid)],
+                args=[k.pool(pool), _encode(interaction), MAX_INTERACTIONS],
+            )
+        if not kept:
+            raise SessionNotFound(sid)
+
+    async def list_interactions(self, session_id: str) -> list[Interaction]:
+        """See SessionStore.list_interactions."""
+        pool = pool_of_session(session_id)
+        k = self._keys
+        async with _available():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.exists(k.session(pool, session_id))
+                pipe.lrange(k.interactions(pool, session_id), 0, -1)
+                exists, rows = await pipe.execute()
+        if not exists:
+            raise SessionNotFound(session_id)
+        return [_interaction_decoder.decode(row) for row in rows]
+
+    async def expire(self, *, now: float | None = None) -> int:
+        """See SessionStore.expire. Also refreshes the cache of the number directory."""
+        now_ms = self._now_ms(now)
+        k = self._keys
+        total = 0
+        async with _available():
+            for name in cast(set[str], await self._redis.smembers(k.pools)):
+                while True:
+                    closed, seen, released = await self._expire(
+                        keys=[k.sessions(name)],
+                        args=[k.pool(name), now_ms, self._retention_ms, _EXPIRE_BATCH],
+                    )
+                    total += closed
+                    if released:
+                        await self._release(
+                            keys=[k.directory, k.pools], args=[name, "0", *released]
+                        )
+                    if seen < _EXPIRE_BATCH:
+                        break
+            await self._load_directory()
+        return total
+
+    async def close(self) -> None:
+        """See SessionStore.close."""
+        await self._redis.aclose()
+
+
+def _session(
+    pool: str,
+    sid: str,
+    doc: _SessionDoc,
+    a_key: str,
+    a_num: str,
+    b_key: str,
+    b_num: str,
+    status: SessionStatus,
+    expires_ms: int,
+    closed_reason: str | None,
+    closed_ms: int | None,
+) -> Session:
+    return Session(
+        id=sid,
+        pool=pool,
+        participants=(
+            Participant(doc.a_identifier, a_key, a_num, doc.a_route),
+            Participant(doc.b_identifier, b_key, b_num, doc.b_route),
+        ),
+        created_at=doc.created_at,
+        expires_at=expires_ms / 1000,
+        ttl=doc.ttl,
+        expiry=doc.expiry,
+        status=status,
+        call_time_limit=doc.call_time_limit,
+        ring_timeout=doc.ring_timeout,
+        closed_reason=closed_reason,
+        closed_at=closed_ms / 1000 if closed_ms is not None else None,
+        metadata=doc.metadata,
+    )
+
+
+def _from_fields(pool: str, sid: str, fields: list[str | None]) -> Session:
+    raw, a_key, a_num, b_key, b_num, status, expires, reason, closed = fields
+    assert raw is not None and a_key and a_num and b_key and b_num and status and expires
+    return _session(
+        pool, sid, _doc_decoder.decode(raw), a_key, a_num, b_key, b_num,
+        SessionStatus(status), int(expires), reason, int(closed) if closed else None,
+    )
