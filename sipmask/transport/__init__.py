@@ -1,0 +1,1 @@
+"""Sockets and the event loop (UDP/TCP/TLS on asyncio + uvloop)."""
