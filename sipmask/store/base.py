@@ -21,6 +21,7 @@ from typing import Protocol
 
 import msgspec
 
+from ..privacy import mask_numbers_in
 from .errors import (
     InvalidParticipant,
     InvalidPool,
@@ -197,7 +198,7 @@ def prepare_spec(spec: SessionSpec) -> tuple[PreparedParticipant, PreparedPartic
         prepared.append(PreparedParticipant(part.identifier, key, pin, part.route, geo_of(key)))
     first, second = prepared
     if first.key == second.key:
-        raise InvalidSession(f"the two participants are the same party: {first.key!r}")
+        raise InvalidSession(f"the two participants are the same party: {mask_numbers_in(first.key)!r}")
     return first, second
 
 

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import phonenumbers
 
+from ..privacy import mask_numbers_in
 from .errors import InvalidParticipant
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -40,7 +41,7 @@ def normalise_number(text: str) -> str:
         value = value[4:].split(";", 1)[0]
     value = value.translate(_VISUAL)
     if not _E164.fullmatch(value):
-        raise ValueError(f"not an E.164 number: {text!r}")
+        raise ValueError(f"not an E.164 number: {mask_numbers_in(text)!r}")
     return value
 
 
@@ -69,7 +70,7 @@ def participant_key(identifier: str) -> str:
         return normalise_number(identifier)
     except ValueError:
         raise InvalidParticipant(
-            f"participant must be an E.164 number or a SIP URI: {identifier!r}"
+            f"participant must be an E.164 number or a SIP URI: {mask_numbers_in(identifier)!r}"
         ) from None
 
 
@@ -83,18 +84,18 @@ def _sip_key(identifier: str) -> str:
         value = value.split(stop, 1)[0]
     user, at, host = value.partition("@")
     if not at or not user or not host:
-        raise InvalidParticipant(f"SIP URI participant needs user@host: {identifier!r}")
+        raise InvalidParticipant(f"SIP URI participant needs user@host: {mask_numbers_in(identifier)!r}")
     if host.startswith("["):
         end = host.find("]")
         if end < 0:
-            raise InvalidParticipant(f"bad IPv6 host in {identifier!r}")
+            raise InvalidParticipant(f"bad IPv6 host in {mask_numbers_in(identifier)!r}")
         host = host[: end + 1]
     else:
         host = host.split(":", 1)[0]
     # RFC 3261 §19.1.4: user is compared case-sensitively after unescaping, host is not.
     key = f"{unquote(user)}@{host.lower()}"
     if not host or _BAD_KEY_CHARS.search(key):
-        raise InvalidParticipant(f"bad SIP URI participant: {identifier!r}")
+        raise InvalidParticipant(f"bad SIP URI participant: {mask_numbers_in(identifier)!r}")
     return key
 
 

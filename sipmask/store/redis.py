@@ -24,6 +24,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..privacy import mask_numbers_in
 from . import scripts
 from .base import (
     DEFAULT_CLOSED_RETENTION,
@@ -255,7 +256,7 @@ class RedisStore:
             owners = await self._redis.hmget(self._keys.directory, [first.key, second.key])
             for key, owner in zip((first.key, second.key), owners):
                 if owner is not None:
-                    raise InvalidParticipant(f"{key} is a virtual number of pool {owner!r}")
+                    raise InvalidParticipant(f"{mask_numbers_in(key)} is a virtual number of pool {owner!r}")
             result = await self._create(
                 keys=[
                     k.meta(pool),
