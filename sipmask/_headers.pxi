@@ -162,8 +162,15 @@ cdef int _field_hid(const uchar* p, Py_ssize_t n) noexcept nogil:
     return H_OTHER
 
 
-cdef inline int _query_hid(str name) except -1:
-    hid = _QUERY_HID.get(name)
-    if hid is None:
-        hid = _QUERY_HID.get(name.lower(), 0)
-    return hid
+cdef struct Query:
+    const uchar* p      # the name asked for, as UTF-8 (borrowed from the str)
+    Py_ssize_t n
+    int hid
+
+
+cdef inline int _query(str name, Query* q) except -1:
+    """Resolve a header name asked for by code (any case, compact forms) with the same C
+    table the parser uses: no dict, no lower-cased copy."""
+    q.p = <const uchar*>PyUnicode_AsUTF8AndSize(name, &q.n)
+    q.hid = _field_hid(q.p, q.n) if q.n else H_OTHER
+    return 0

@@ -168,14 +168,12 @@ cdef class Message:
         f.deleted = 0
         return f
 
-    cdef inline bint _match(self, Field* f, int hid, bytes lname):
-        if f.deleted or f.hid != hid:
+    cdef inline bint _match(self, Field* f, Query* q):
+        if f.deleted or f.hid != q.hid:
             return False
-        if hid != H_OTHER:
+        if q.hid != H_OTHER:
             return True
-        return (f.name_e - f.name_s == len(lname)
-                and _casecmp(self._buf(f) + f.name_s, <const uchar*>PyBytes_AS_STRING(lname),
-                             len(lname)))
+        return f.name_e - f.name_s == q.n and _casecmp(self._buf(f) + f.name_s, q.p, q.n)
 
     cdef Field* _first(self, int hid):
         cdef int k
@@ -214,8 +212,8 @@ cdef class Message:
 
     def header(self, str name not None):
         """First value of header `name`, or None."""
-        cdef int hid = _query_hid(name)
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef Field* f
         cdef int k
         cdef const uchar* p
@@ -223,9 +221,9 @@ cdef class Message:
         cdef list parts
         for k in range(self._nfields):
             f = &self._fields[k]
-            if not self._match(f, hid, lname):
+            if not self._match(f, &q):
                 continue
-            if _IS_LIST[hid]:
+            if _IS_LIST[q.hid]:
                 p = self._buf(f)
                 if memchr(p + f.value_s, 44, f.value_e - f.value_s) != NULL:
                     parts = _split_list(p, f.value_s, f.value_e, f.folded)
@@ -235,18 +233,18 @@ cdef class Message:
 
     def headers(self, str name not None):
         """All values of header `name`, lists split on their commas."""
-        cdef int hid = _query_hid(name)
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef list out = []
         cdef Field* f
         cdef int k
         cdef const uchar* p
         for k in range(self._nfields):
             f = &self._fields[k]
-            if not self._match(f, hid, lname):
+            if not self._match(f, &q):
                 continue
             p = self._buf(f)
-            if _IS_LIST[hid] and memchr(p + f.value_s, 44, f.value_e - f.value_s) != NULL:
+            if _IS_LIST[q.hid] and memchr(p + f.value_s, 44, f.value_e - f.value_s) != NULL:
                 out.extend(_split_list(p, f.value_s, f.value_e, f.folded))
             else:
                 out.append(self._value(f))
@@ -254,11 +252,11 @@ cdef class Message:
 
     def count(self, str name not None):
         """Number of header fields named `name`."""
-        cdef int hid = _query_hid(name)
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef int k, n = 0
         for k in range(self._nfields):
-            if self._match(&self._fields[k], hid, lname):
+            if self._match(&self._fields[k], &q):
                 n += 1
         return n
 
@@ -277,12 +275,12 @@ cdef class Message:
         """Replace every field named `name` by one with `value` (at the first one's place)."""
         self._tags_cached = False
         cdef Field f = self._make_field(name, value)
-        cdef int hid = f.hid
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef bint placed = False
         cdef int k
         for k in range(self._nfields):
-            if self._match(&self._fields[k], hid, lname):
+            if self._match(&self._fields[k], &q):
                 if placed:
                     self._fields[k].deleted = 1
                 else:
@@ -307,11 +305,11 @@ cdef class Message:
     def remove_header(self, str name not None):
         """Remove every field named `name`; return how many were removed."""
         self._tags_cached = False
-        cdef int hid = _query_hid(name)
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef int k, n = 0
         for k in range(self._nfields):
-            if self._match(&self._fields[k], hid, lname):
+            if self._match(&self._fields[k], &q):
                 self._fields[k].deleted = 1
                 n += 1
         return n
@@ -319,8 +317,8 @@ cdef class Message:
     def remove_first(self, str name not None):
         """Remove the first value of `name`, keeping the rest of a comma-joined field."""
         self._tags_cached = False
-        cdef int hid = _query_hid(name)
-        cdef bytes lname = None if hid else _to_bytes(name.lower())
+        cdef Query q
+        _query(name, &q)
         cdef Field* f
         cdef int k
         cdef const uchar* p
@@ -328,9 +326,9 @@ cdef class Message:
         cdef str rest
         for k in range(self._nfields):
             f = &self._fields[k]
-            if not self._match(f, hid, lname):
+            if not self._match(f, &q):
                 continue
-            if _IS_LIST[hid]:
+            if _IS_LIST[q.hid]:
                 p = self._buf(f)
                 e = _list_next(p, f.value_s, f.value_e)
                 if e < f.value_e:

@@ -181,7 +181,22 @@ cdef bint _number(const uchar* p, Py_ssize_t start, Py_ssize_t end, long long li
     return True
 
 
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object unicode)
+
+
 cdef inline str _decode(const uchar* p, Py_ssize_t start, Py_ssize_t end):
+    """UTF-8 with surrogateescape; ASCII (nearly every SIP value) is copied straight in."""
+    cdef Py_ssize_t k
+    cdef uchar seen = 0
+    cdef object text
+    for k in range(start, end):
+        seen |= p[k]
+    if seen < 128:
+        text = PyUnicode_New(end - start, 127)
+        memcpy(PyUnicode_DATA(text), p + start, end - start)
+        return text
     return PyUnicode_DecodeUTF8(<const char*>p + start, end - start, "surrogateescape")
 
 
