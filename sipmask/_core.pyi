@@ -7,6 +7,8 @@ Everything here parses, inspects, rewrites and serialises SIP messages (RFC 3261
 from collections.abc import Iterable, Sequence
 from typing import Self
 
+from typing_extensions import disjoint_base
+
 from .errors import ParseError as ParseError
 
 DEFAULT_MAX_SIZE: int
@@ -31,6 +33,7 @@ def parse(
             Whatever could be salvaged (Via, From, To, Call-ID, CSeq) is on the exception.
     """
 
+@disjoint_base
 class Message:
     """A parsed or built SIP message. Header values are `str` decoded from UTF-8 with
     `surrogateescape`, so every byte survives a round trip."""
@@ -71,7 +74,7 @@ class Message:
     def __bytes__(self) -> bytes:
         """Serialise. Untouched fields keep their wire bytes; Content-Length is always
         written and always equals len(body)."""
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object, /) -> bool:
         """Same start line, same header fields (names compared case-insensitively with compact
         forms expanded, values unfolded) in the same order, same body."""
 
@@ -106,6 +109,7 @@ class Message:
     def content_type(self) -> str | None:
         """Media type of the body, lower-cased, without parameters ('application/sdp')."""
 
+@disjoint_base
 class Request(Message):
     method: str
     uri: str
@@ -123,6 +127,7 @@ class Request(Message):
     def parsed_uri(self) -> URI:
         """The Request-URI parsed (validated by `parse` for sip, sips and tel)."""
 
+@disjoint_base
 class Response(Message):
     status: int
     reason: str
@@ -136,11 +141,13 @@ class Response(Message):
         version: str = "SIP/2.0",
     ) -> None: ...
 
+@disjoint_base
 class CSeq:
     number: int
     method: str
     def __init__(self, number: int, method: str) -> None: ...
 
+@disjoint_base
 class URI:
     """A sip:, sips: or tel: URI (RFC 3261 §19.1, RFC 3966); any other scheme keeps its text
     in `opaque`. Components are kept as written (escapes included); `unescape` decodes them."""
@@ -171,7 +178,7 @@ class URI:
         opaque: str | None = None,
     ) -> None: ...
     def __str__(self) -> str: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
 def parse_uri(text: str) -> URI:
     """Raises: ParseError"""
@@ -179,6 +186,7 @@ def parse_uri(text: str) -> URI:
 def unescape(text: str) -> str:
     """Decode %HH escapes (RFC 3261 §19.1.2); invalid escapes are kept as written."""
 
+@disjoint_base
 class NameAddr:
     """name-addr / addr-spec with header parameters (From, To, Contact, Route, PAI...)."""
 
@@ -200,6 +208,7 @@ class NameAddr:
 def parse_name_addr(text: str) -> NameAddr:
     """Raises: ParseError"""
 
+@disjoint_base
 class Via:
     protocol: str
     """'SIP/2.0'"""
@@ -232,6 +241,7 @@ def parse_via(text: str) -> list[Via]:
 
     Raises: ParseError"""
 
+@disjoint_base
 class StreamFramer:
     """Cuts a TCP/TLS byte stream into messages (RFC 3261 §18.3): each message needs a
     Content-Length; CRLFs between messages (RFC 5626 keep-alives) are skipped."""
@@ -254,6 +264,7 @@ class StreamFramer:
 
 # --- SDP (RFC 4566 / RFC 3264) ---------------------------------------------------------
 
+@disjoint_base
 class MediaDescription:
     media: str
     port: int
@@ -265,6 +276,7 @@ class MediaDescription:
     bandwidths: list[str]
     attributes: list[tuple[str, str | None]]
 
+@disjoint_base
 class SessionDescription:
     origin: str
     """The o= line's value."""
@@ -299,6 +311,7 @@ def rebuild_sdp(
 
     Raises: ParseError"""
 
+@disjoint_base
 class SdpOrigin:
     """The o= state of one leg (RFC 3264 §8): the session id is fixed for the leg and the
     version goes up by one only when the rebuilt description differs from the last one."""
@@ -316,6 +329,7 @@ class SdpOrigin:
     ) -> bytes:
         """Raises: ParseError"""
 
+@disjoint_base
 class BodyPart:
     headers: list[tuple[str, str]]
     body: bytes
