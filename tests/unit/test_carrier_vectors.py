@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
+from vector_fields import field_problems, load_entries, resolve, sdp_of
 
 import sipmask
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "carrier"
-EXPECTED: list[dict[str, Any]] = tomllib.loads((VECTORS / "expected.toml").read_text("utf-8"))[
-    "vector"
-]
-BY_FILE = {entry["file"]: entry for entry in EXPECTED}
+BY_FILE = load_entries(VECTORS)
+EXPECTED = list(BY_FILE.values())
 FILES = sorted(path.name for path in VECTORS.glob("*.sip"))
 
 
@@ -37,23 +34,6 @@ def _parse(name: str) -> sipmask.Request | sipmask.Response:
         return sipmask.parse(_data(name))
     except sipmask.ParseError as exc:
         pytest.fail(f"{name} must parse: ParseError({exc.reason!r})")
-
-
-def resolve(obj: Any, path: str) -> Any:
-    """Follow an attribute path such as 'contact[0].uri.params.transport'."""
-    for step in path.split("."):
-        index = None
-        match = re.fullmatch(r"(.+)\[(\d+)\]", step)
-        if match:
-            step, index = match.group(1), int(match.group(2))
-        obj = obj[step] if isinstance(obj, dict) else getattr(obj, step)
-        if index is not None:
-            obj = obj[index]
-    return obj
-
-
-def _sdp(msg: sipmask.Message) -> bytes | None:
-    return sipmask.find_sdp(msg.header("content-type"), msg.body)
 
 
 # --- the vectors themselves -----------------------------------------------------------------
@@ -104,80 +84,9 @@ def test_register_digest_response_is_correct():
 # --- parsing --------------------------------------------------------------------------------
 
 
-def _check(problems: list[str], what: str, got: Any, expected: Any) -> None:
-    if got != expected:
-        problems.append(f"{what}: expected {expected!r}, got {got!r}")
-
-
-_FAILED = object()
-
-
-def _try(problems: list[str], what: str, func):
-    try:
-        return func()
-    except Exception as exc:
-        problems.append(f"{what}: raised {type(exc).__name__}: {exc}")
-        return _FAILED
-
-
 @pytest.mark.parametrize("name", FILES, ids=_id)
 def test_fields(name):
-    entry = BY_FILE[name]
-    msg = _parse(name)
-    problems: list[str] = []
-
-    if entry["kind"] == "request":
-        assert isinstance(msg, sipmask.Request) and msg.is_request
-    else:
-        assert isinstance(msg, sipmask.Response) and not msg.is_request
-    _check(problems, "version", msg.version, "SIP/2.0")
-
-    simple = {
-        "method": lambda: msg.method,
-        "uri": lambda: msg.uri,
-        "status": lambda: msg.status,
-        "reason": lambda: msg.reason,
-        "call_id": lambda: msg.call_id,
-        "cseq_number": lambda: msg.cseq.number,
-        "cseq_method": lambda: msg.cseq.method,
-        "from_tag": lambda: msg.from_tag,
-        "to_tag": lambda: msg.to_tag,
-        "via_count": lambda: len(msg.via),
-        "via_host": lambda: msg.top_via.host,
-        "via_port": lambda: msg.top_via.port,
-        "via_transport": lambda: msg.top_via.transport,
-        "via_branch": lambda: msg.top_via.branch,
-        "max_forwards": lambda: msg.max_forwards,
-        "content_type": lambda: msg.content_type,
-        "body_length": lambda: len(msg.body),
-        "sdp_length": lambda: len(_sdp(msg) or b""),
-        "body": lambda: msg.body.decode(),
-    }
-    for key, get in simple.items():
-        if key in entry:
-            got = _try(problems, key, get)
-            if got is not _FAILED:
-                _check(problems, key, got, entry[key])
-
-    for path in entry.get("none", []):
-        got = _try(problems, path, lambda: resolve(msg, path))
-        if got is not _FAILED:
-            _check(problems, path, got, None)
-    for path, expected in entry.get("attrs", {}).items():
-        got = _try(problems, path, lambda: resolve(msg, path))
-        if got is not _FAILED:
-            _check(problems, path, got, expected)
-    for path, expected in entry.get("len", {}).items():
-        got = _try(problems, path, lambda: len(resolve(msg, path)))
-        if got is not _FAILED:
-            _check(problems, f"len({path})", got, expected)
-    for header, expected in entry.get("header", {}).items():
-        _check(problems, f"header({header!r})", msg.header(header), expected)
-    for header, expected in entry.get("headers", {}).items():
-        _check(problems, f"headers({header!r})", msg.headers(header), expected)
-    for header, expected in entry.get("count", {}).items():
-        _check(problems, f"count({header!r})", msg.count(header), expected)
-
+    problems = field_problems(_parse(name), BY_FILE[name])
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
 
 
@@ -216,14 +125,18 @@ SDP_FILES = [name for name in FILES if "sdp" in BY_FILE[name] or "sdp_attributes
 def test_sdp(name):
     entry = BY_FILE[name]
     msg = _parse(name)
-    body = _sdp(msg)
+    body = sdp_of(msg)
     assert body is not None
     sdp = sipmask.parse_sdp(body)
     problems: list[str] = []
     for path, expected in entry.get("sdp", {}).items():
-        got = _try(problems, path, lambda: resolve(sdp, path))
-        if got is not _FAILED:
-            _check(problems, path, got, expected)
+        try:
+            got = resolve(sdp, path)
+        except Exception as exc:
+            problems.append(f"{path}: raised {type(exc).__name__}: {exc}")
+            continue
+        if got != expected:
+            problems.append(f"{path}: expected {expected!r}, got {got!r}")
     names = {attribute for attribute, _ in sdp.media[0].attributes}
     for attribute in entry.get("sdp_attributes", []):
         if attribute not in names:

@@ -9,11 +9,10 @@ verdicts in prose.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
+from vector_fields import field_problems, load_entries
 
 import sipmask
 
@@ -21,10 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "rfc4475"
 DOC = ROOT / "docs" / "rfc4475.md"
 
-EXPECTED: list[dict[str, Any]] = tomllib.loads((VECTORS / "expected.toml").read_text("utf-8"))[
-    "vector"
-]
-BY_FILE = {entry["file"]: entry for entry in EXPECTED}
+BY_FILE = load_entries(VECTORS)
+EXPECTED = list(BY_FILE.values())
 DAT_FILES = sorted(path.name for path in VECTORS.glob("*.dat"))
 PARSED = [name for name in DAT_FILES if BY_FILE.get(name, {}).get("outcome") == "parse"]
 REJECTED = [name for name in DAT_FILES if BY_FILE.get(name, {}).get("outcome") == "parse_error"]
@@ -36,19 +33,6 @@ def _id(name: str) -> str:
 
 def _data(name: str) -> bytes:
     return (VECTORS / name).read_bytes()
-
-
-def resolve(obj: Any, path: str) -> Any:
-    """Follow an attribute path such as 'contact[0].uri.params.lr' (see expected.toml)."""
-    for step in path.split("."):
-        index = None
-        match = re.fullmatch(r"(.+)\[(\d+)\]", step)
-        if match:
-            step, index = match.group(1), int(match.group(2))
-        obj = obj[step] if isinstance(obj, dict) else getattr(obj, step)
-        if index is not None:
-            obj = obj[index]
-    return obj
 
 
 # --- the table itself -----------------------------------------------------------------------
@@ -128,88 +112,10 @@ def _parse(name: str) -> sipmask.Request | sipmask.Response:
         pytest.fail(f"{name} (RFC 4475 §{entry['section']}) must parse: ParseError({exc.reason!r})")
 
 
-def _check(problems: list[str], what: str, got: Any, expected: Any) -> None:
-    if got != expected:
-        problems.append(f"{what}: expected {expected!r}, got {got!r}")
-
-
-def _try(problems: list[str], what: str, func):
-    try:
-        return func()
-    except Exception as exc:
-        problems.append(f"{what}: raised {type(exc).__name__}: {exc}")
-        return _FAILED
-
-
-_FAILED = object()
-
-
-def _sdp_length(msg: sipmask.Message) -> int:
-    sdp = sipmask.find_sdp(msg.header("content-type"), msg.body)
-    return 0 if sdp is None else len(sdp)
-
-
 @pytest.mark.parametrize("name", PARSED, ids=_id)
 def test_valid_message_fields(name):
     entry = BY_FILE[name]
-    msg = _parse(name)
-    problems: list[str] = []
-
-    if entry["kind"] == "request":
-        assert isinstance(msg, sipmask.Request) and msg.is_request
-    else:
-        assert isinstance(msg, sipmask.Response) and not msg.is_request
-    _check(problems, "version", msg.version, entry.get("version", "SIP/2.0"))
-
-    simple = {
-        "method": lambda: msg.method,
-        "uri": lambda: msg.uri,
-        "status": lambda: msg.status,
-        "reason": lambda: msg.reason,
-        "call_id": lambda: msg.call_id,
-        "cseq_number": lambda: msg.cseq.number,
-        "cseq_method": lambda: msg.cseq.method,
-        "from_tag": lambda: msg.from_tag,
-        "to_tag": lambda: msg.to_tag,
-        "via_count": lambda: len(msg.via),
-        "via_host": lambda: msg.top_via.host,
-        "via_port": lambda: msg.top_via.port,
-        "via_transport": lambda: msg.top_via.transport,
-        "via_branch": lambda: msg.top_via.branch,
-        "max_forwards": lambda: msg.max_forwards,
-        "content_type": lambda: msg.content_type,
-        "body_length": lambda: len(msg.body),
-        "sdp_length": lambda: _sdp_length(msg),
-    }
-    for key, get in simple.items():
-        if key in entry:
-            got = _try(problems, key, get)
-            if got is not _FAILED:
-                _check(problems, key, got, entry[key])
-
-    for path in entry.get("none", []):
-        got = _try(problems, path, lambda: resolve(msg, path))
-        if got is not _FAILED:
-            _check(problems, path, got, None)
-    for path, expected in entry.get("attrs", {}).items():
-        got = _try(problems, path, lambda: resolve(msg, path))
-        if got is not _FAILED:
-            _check(problems, path, got, expected)
-    for path, expected in entry.get("unescaped", {}).items():
-        got = _try(problems, path, lambda: sipmask.unescape(resolve(msg, path)))
-        if got is not _FAILED:
-            _check(problems, f"unescape({path})", got, expected)
-    for path, expected in entry.get("len", {}).items():
-        got = _try(problems, path, lambda: len(resolve(msg, path)))
-        if got is not _FAILED:
-            _check(problems, f"len({path})", got, expected)
-    for name_, expected in entry.get("header", {}).items():
-        _check(problems, f"header({name_!r})", msg.header(name_), expected)
-    for name_, expected in entry.get("headers", {}).items():
-        _check(problems, f"headers({name_!r})", msg.headers(name_), expected)
-    for name_, expected in entry.get("count", {}).items():
-        _check(problems, f"count({name_!r})", msg.count(name_), expected)
-
+    problems = field_problems(_parse(name), entry)
     assert not problems, f"{name} (RFC 4475 §{entry['section']}):\n  " + "\n  ".join(problems)
 
 
