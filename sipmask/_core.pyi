@@ -70,6 +70,10 @@ class Message:
     def remove_first(self, name: str) -> bool:
         """Remove the first *value* of `name` (a Via popped by a response), keeping the rest
         of a comma-joined field. Returns whether one was removed."""
+    def copy_headers(self, source: Message, names: Iterable[str]) -> int:
+        """Append every field of `source` whose name is in `names` (any case, compact forms),
+        in `source`'s order, keeping its wire bytes: the masking allow-list, so only these
+        cross to the other leg. Returns how many fields were copied."""
     def copy(self) -> Self: ...
     def __bytes__(self) -> bytes:
         """Serialise. Untouched fields keep their wire bytes; Content-Length is always

@@ -340,6 +340,55 @@ cdef class Message:
             return True
         return False
 
+    def copy_headers(self, Message source not None, names):
+        """Append every field of `source` named in `names`, in `source`'s order, keeping its
+        wire bytes (the masking allow-list: only these cross to the other leg). Returns how
+        many were copied."""
+        cdef list queries = list(names)
+        cdef int nq = len(queries)
+        cdef Query* q = <Query*>malloc(max(nq, 1) * sizeof(Query))
+        cdef int k, j, copied = 0
+        cdef Field* f
+        cdef Field g
+        cdef const uchar* p
+        cdef bytes raw
+        if q == NULL:
+            raise MemoryError()
+        try:
+            for j in range(nq):
+                _query(queries[j], &q[j])
+            for k in range(source._nfields):
+                f = &source._fields[k]
+                for j in range(nq):
+                    if source._match(f, &q[j]):
+                        break
+                else:
+                    continue
+                p = source._buf(f)
+                if f.folded or p[f.raw_e - 2] != 13:
+                    # unfold (and end with CRLF) rather than carry the peer's line layout
+                    g = self._make_field(source._name(f), source._value(f))
+                else:
+                    raw = PyBytes_FromStringAndSize(<const char*>p + f.name_s,
+                                                    f.raw_e - f.name_s)
+                    if self._extra is None:
+                        self._extra = []
+                    g = f[0]
+                    g.extra = len(self._extra)
+                    self._extra.append(raw)
+                    g.value_s -= g.name_s
+                    g.value_e -= g.name_s
+                    g.raw_e -= g.name_s
+                    g.name_e -= g.name_s
+                    g.name_s = 0
+                self._grow()[0] = g
+                self._nfields += 1
+                copied += 1
+        finally:
+            free(q)
+        self._tags_cached = False
+        return copied
+
     # --- typed accessors -----------------------------------------------------------------
 
     @property
@@ -895,8 +944,10 @@ cdef Message _parse(bytes src, int max_headers):
                 j += 1
             elif p[j] == 13 and j + 2 < n and p[j + 1] == 10 and _is_ws(p[j + 2]):
                 j += 3
+                f.folded = 1  # the raw field holds a fold even though the value does not
             elif p[j] == 10 and j + 1 < n and _is_ws(p[j + 1]):
                 j += 2
+                f.folded = 1
             else:
                 break
         f.value_s = j

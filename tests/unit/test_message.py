@@ -1046,3 +1046,56 @@ def test_garbage_has_no_method(data):
 
 def test_parse_error_is_exported():
     assert sipmask.ParseError is ParseError
+
+
+# --- copy_headers: the allow-list copy to the other leg -----------------------------------------
+
+ALLOW_SOURCE = (
+    b"INVITE sip:+918045671234@sipmask.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 203.0.113.10;branch=z9hG4bK1\r\n"
+    b"From: <sip:+919876543210@carrier.example.net>;tag=1\r\n"
+    b"To: <sip:+918045671234@sipmask.example.com>\r\n"
+    b"Call-ID: c1@203.0.113.10\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"k: timer,  100rel\r\n"
+    b"P-Asserted-Identity: <sip:+919876543210@carrier.example.net>\r\n"
+    b"ALLOW: INVITE, ACK, BYE\r\n"
+    b"X-Account:\r\n 12\r\n"
+    b"Session-Expires: 1800;refresher=uac\r\n"
+    b"Supported: replaces\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_copy_headers_keeps_only_allowed_fields_in_source_order_and_wire_bytes():
+    source = sipmask.parse(ALLOW_SOURCE)
+    leg = sipmask.Request("INVITE", "sip:+919812345678@trunk.example.com", [("CSeq", "1 INVITE")])
+    copied = leg.copy_headers(source, ["Supported", "allow", "SESSION-EXPIRES", "Require"])
+    assert copied == 4
+    wire = bytes(leg)
+    assert wire == (
+        b"INVITE sip:+919812345678@trunk.example.com SIP/2.0\r\n"
+        b"CSeq: 1 INVITE\r\n"
+        b"k: timer,  100rel\r\n"
+        b"ALLOW: INVITE, ACK, BYE\r\n"
+        b"Session-Expires: 1800;refresher=uac\r\n"
+        b"Supported: replaces\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    assert b"9876543210" not in wire
+    assert leg.headers("supported") == ["timer", "100rel", "replaces"]
+
+
+def test_copy_headers_unfolds_a_folded_field_and_matches_unknown_names_in_any_case():
+    source = sipmask.parse(ALLOW_SOURCE)
+    leg = sipmask.Response(200, "OK")
+    assert leg.copy_headers(source, ["x-account"]) == 1
+    assert b"X-Account: 12\r\n" in bytes(leg)
+
+
+def test_copy_headers_with_no_match_copies_nothing():
+    source = sipmask.parse(ALLOW_SOURCE)
+    leg = sipmask.Response(200, "OK")
+    assert leg.copy_headers(source, []) == 0
+    assert leg.copy_headers(source, ["Date"]) == 0
+    assert leg.header_items() == []
