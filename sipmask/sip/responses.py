@@ -1,0 +1,105 @@
+"""Building responses to requests (RFC 3261 §8.2.6), shared by the SIP layer's parts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .._core import Request, Response
+from ..errors import ParseError
+
+REASONS: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+# RFC 3261 §8.2.6.2: a response copies these from its request, in the request's order.
+COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """A response to `request`: Via, From, To, Call-ID and CSeq copied (wire bytes kept),
+    a To tag added when the request has none and `to_tag` is given (§8.2.6.2; a 100 Trying
+    carries none), then `headers` and `body`."""
+    response = Response(status, reason if reason is not None else REASONS.get(status, ""))
+    response.copy_headers(request, COPIED)
+    if to_tag is not None and request.to_tag is None:
+        to = request.header("to")
+        if to is not None:
+            response.set_header("To", f"{to};tag={to_tag}")
+    for name, value in headers:
+        response.add_header(name, value)
+    if body:
+        response.body = body
+    return response
+
+
+def response_to_parse_error(error: ParseError, *, to_tag: str) -> Response | None:
+    """The answer to a malformed request (status and reason from `error`), built from what the
+    parser salvaged; None when no response can be formed (a response, an ACK, or the headers a
+    response copies are missing)."""
+    if not error.can_respond:
+        return None
+    assert error.from_ is not None and error.to is not None
+    assert error.call_id is not None and error.cseq is not None
+    to = error.to if ";tag=" in error.to.replace(" ", "").lower() else f"{error.to};tag={to_tag}"
+    fields = [("Via", via) for via in error.via]
+    fields += [("From", error.from_), ("To", to), ("Call-ID", error.call_id), ("CSeq", error.cseq)]
+    try:
+        return Response(error.status_code, _short_reason(error), fields)
+    except ValueError:
+        return None  # a salvaged value that cannot be written back (e.g. a NUL): stay silent
+
+
+def _short_reason(error: ParseError) -> str:
+    """The standard phrase, then the parser's short reason (never message content)."""
+    standard = REASONS.get(error.status_code, "Bad Request")
+    return f"{standard} ({error.reason})"
