@@ -139,8 +139,9 @@ cdef class Message:
         if not _name_ok(n, nlen):
             raise ValueError("header name is not a token: %r" % name)
         for k in range(ve):
-            # CR or LF would let a value inject header fields; NUL has no place in SIP.
-            if v[k] == 13 or v[k] == 10 or v[k] == 0:
+            # CR or LF would let a value inject header fields; NUL only as a quoted-pair
+            # (RFC 3261 §25.1), as a display name copied from a parsed message may hold it.
+            if v[k] == 13 or v[k] == 10 or (v[k] == 0 and (k == 0 or v[k - 1] != 92)):
                 raise ValueError("header value contains CR, LF or NUL")
         while vs < ve and _is_ws(v[vs]):
             vs += 1
