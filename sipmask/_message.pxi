@@ -192,7 +192,10 @@ cdef class Message:
     @property
     def version(self):
         if self._version is None:
-            self._version = _decode(self._p, self._ver_s, self._ver_e)
+            if self._ver_e - self._ver_s == 7 and memcmp(self._p + self._ver_s, b"SIP/2.0", 7) == 0:
+                self._version = "SIP/2.0"
+            else:
+                self._version = _decode(self._p, self._ver_s, self._ver_e)
         return self._version
 
     @version.setter

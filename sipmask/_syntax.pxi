@@ -93,10 +93,18 @@ cdef inline Py_ssize_t _token(const uchar* p, Py_ssize_t i, Py_ssize_t end) noex
 cdef inline bint _lowercmp(const uchar* a, const uchar* lower, Py_ssize_t n) noexcept nogil:
     """True when token bytes `a` equal the lower-case `lower` ignoring ASCII case. (OR-ing
     0x20 folds letters; no other token character collides with a lower-case name's.)"""
-    cdef Py_ssize_t k
-    for k in range(n):
+    cdef Py_ssize_t k = 0
+    cdef uint64_t wa, wb
+    while k + 8 <= n:  # eight bytes at a time: header names are mostly 4 to 20 long
+        memcpy(&wa, a + k, 8)
+        memcpy(&wb, lower + k, 8)
+        if (wa | 0x2020202020202020ULL) != wb:
+            return False
+        k += 8
+    while k < n:
         if (a[k] | 0x20) != lower[k]:
             return False
+        k += 1
     return True
 
 

@@ -336,8 +336,8 @@ cdef Py_ssize_t _scan_name_addr(const uchar* p, Py_ssize_t i, Py_ssize_t end, Na
             if p[k] == 60:
                 lt = k
                 break
-            if p[k] == 34:
-                return -1
+            if p[k] == 34 or p[k] == 127 or (p[k] < 32 and not _is_lws(p[k])):
+                return -1  # quotes or control characters in an unquoted display name
             k += 1
         if lt >= 0:
             q = _rtrim(p, i, lt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._core import Request, Response
+from .._core import Request, Response, parse
 from ..errors import ParseError
 
 REASONS: dict[int, str] = {
@@ -94,9 +94,12 @@ def response_to_parse_error(error: ParseError, *, to_tag: str) -> Response | Non
     fields = [("Via", via) for via in error.via]
     fields += [("From", error.from_), ("To", to), ("Call-ID", error.call_id), ("CSeq", error.cseq)]
     try:
-        return Response(error.status_code, _short_reason(error), fields)
-    except ValueError:
-        return None  # a salvaged value that cannot be written back (e.g. a NUL): stay silent
+        response = Response(error.status_code, _short_reason(error), fields)
+        # When a copied field is what was malformed, the answer would be malformed too.
+        parse(bytes(response))
+    except ValueError:  # ParseError, or a salvaged value that cannot be written back
+        return None
+    return response
 
 
 def _short_reason(error: ParseError) -> str:

@@ -198,7 +198,9 @@ def prepare_spec(spec: SessionSpec) -> tuple[PreparedParticipant, PreparedPartic
         prepared.append(PreparedParticipant(part.identifier, key, pin, part.route, geo_of(key)))
     first, second = prepared
     if first.key == second.key:
-        raise InvalidSession(f"the two participants are the same party: {mask_numbers_in(first.key)!r}")
+        raise InvalidSession(
+            f"the two participants are the same party: {mask_numbers_in(first.key)!r}"
+        )
     return first, second
 
 

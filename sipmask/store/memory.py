@@ -289,7 +289,9 @@ class MemoryStore:
             if part.pin not in state.free and part.pin not in pool.reserved:
                 raise NumberUnavailable(f"{part.pin} is not a number of pool {pool.name!r}")
             if part.pin in used:
-                raise NumberUnavailable(f"{mask_numbers_in(part.key)} already has {part.pin} in an open session")
+                raise NumberUnavailable(
+                    f"{mask_numbers_in(part.key)} already has {part.pin} in an open session"
+                )
             return part.pin
         number = pick_number(
             ((touched.get(n) or state.last_used.get(n, 0), n) for n in pool.numbers),
@@ -311,7 +313,9 @@ class MemoryStore:
         for part in (first, second):
             # A participant that is a pool number would call into sipmask itself (issue 4).
             if part.key in self._owner:
-                raise InvalidParticipant(f"{mask_numbers_in(part.key)} is a virtual number of a pool")
+                raise InvalidParticipant(
+                    f"{mask_numbers_in(part.key)} is a virtual number of a pool"
+                )
         name, a_first = _pair(first.key, second.key)
         remembered = state.sticky.get(name)
         if remembered is not None and ms(t) - remembered[2] >= self._sticky_ms:

@@ -84,7 +84,9 @@ def _sip_key(identifier: str) -> str:
         value = value.split(stop, 1)[0]
     user, at, host = value.partition("@")
     if not at or not user or not host:
-        raise InvalidParticipant(f"SIP URI participant needs user@host: {mask_numbers_in(identifier)!r}")
+        raise InvalidParticipant(
+            f"SIP URI participant needs user@host: {mask_numbers_in(identifier)!r}"
+        )
     if host.startswith("["):
         end = host.find("]")
         if end < 0:

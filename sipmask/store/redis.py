@@ -256,7 +256,9 @@ class RedisStore:
             owners = await self._redis.hmget(self._keys.directory, [first.key, second.key])
             for key, owner in zip((first.key, second.key), owners):
                 if owner is not None:
-                    raise InvalidParticipant(f"{mask_numbers_in(key)} is a virtual number of pool {owner!r}")
+                    raise InvalidParticipant(
+                        f"{mask_numbers_in(key)} is a virtual number of pool {owner!r}"
+                    )
             result = await self._create(
                 keys=[
                     k.meta(pool),

@@ -70,3 +70,11 @@ def test_no_answer_when_none_can_be_formed(data):
     with pytest.raises(sipmask.ParseError) as info:
         sipmask.parse(data)
     assert response_to_parse_error(info.value, to_tag="t") is None
+
+
+def test_no_400_when_the_copied_field_is_itself_malformed():
+    broken = INVITE.replace(b"From: <sip:", b"From: \"unterminated <sip:")
+    with pytest.raises(sipmask.ParseError) as info:
+        sipmask.parse(broken)
+    assert info.value.can_respond  # everything was salvaged, but From cannot be copied back
+    assert response_to_parse_error(info.value, to_tag="t") is None

@@ -212,3 +212,9 @@ def test_params_can_be_set():
 def test_invalid_name_addrs_raise_parse_error(text):
     with pytest.raises(ParseError):
         parse_name_addr(text)
+
+
+@pytest.mark.parametrize("text", ["\x01<sip:a@example.com>", "Bob\x7f <sip:a@example.com>"])
+def test_control_characters_in_an_unquoted_display_name_are_rejected(text):
+    with pytest.raises(ParseError):
+        parse_name_addr(text)
