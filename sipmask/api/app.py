@@ -1,0 +1,476 @@
+"""The provisioning HTTP API (issue 4): aiohttp over a SessionStore.
+
+A platform opens a masking session for an order or a ride, reads it back, lists a party's
+sessions, closes it, reads its call records, and manages the number pools that the config file
+does not declare. Every body is decoded with msgspec against the Structs of `schema.py`; every
+error is an RFC 9457 problem (`application/problem+json`) naming the failing field.
+
+Privacy (DESIGN.md): the answers return the caller's own data, but error details and logs
+never carry a full real number; they go through `mask_numbers_in`. Run the app with
+`access_log_class=MaskingAccessLogger` so the access log masks the query string too
+(`GET /v1/sessions?participant=+91...`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+import phonenumbers
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Middleware
+
+from ..privacy import mask_numbers_in
+from ..store import (
+    InvalidParticipant,
+    InvalidPool,
+    InvalidSession,
+    NumberUnavailable,
+    ParticipantSpec,
+    PoolExhausted,
+    PoolInUse,
+    SessionNotFound,
+    SessionSpec,
+    SessionStore,
+    StoreError,
+    StoreUnavailable,
+    UnknownPool,
+)
+from ..store.model import MAX_METADATA_BYTES, metadata_size
+from ..store.numbers import is_sip_identifier, normalise_number, participant_key
+from .openapi import build_openapi
+from .schema import (
+    CreateSession,
+    Health,
+    InteractionList,
+    PoolIn,
+    PoolList,
+    Problem,
+    SessionList,
+)
+
+__all__ = ["PROBLEM_JSON", "RETRY_AFTER", "MaskingAccessLogger", "make_app"]
+
+logger = logging.getLogger("sipmask.api")
+
+PROBLEM_JSON = "application/problem+json"
+#: Seconds a client should wait before retrying while the store is unavailable (503).
+RETRY_AFTER = 2
+#: Paths served without a token.
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+
+_POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# msgspec ends a ValidationError's message with " - at `$.path`".
+_AT_PATH = re.compile(r"^(?P<message>.*) - at `(?P<path>\$[^`]*)`$", re.DOTALL)
+_PLUS_AS_SPACE = re.compile(r" [1-9][0-9]{1,14}")
+_FIELD_NAMED = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error answer, turned into a problem response by the middleware.
+
+    Args:
+        status: HTTP status.
+        kind: the problem's slug (`pool-exhausted`), made into `urn:sipmask:problem:<kind>`;
+            None for `about:blank`.
+        title: short summary of the kind of problem.
+        detail: what went wrong; real numbers in it are masked here.
+        field: path of the failing body field (`$.participants[0].identifier`).
+        parameter: name of the failing path or query parameter.
+        headers: extra response headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        kind: str | None,
+        title: str,
+        detail: str | None = None,
+        *,
+        field: str | None = None,
+        parameter: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.problem = Problem(
+            type=f"urn:sipmask:problem:{kind}" if kind else "about:blank",
+            title=title,
+            status=status,
+            detail=mask_numbers_in(detail) if detail is not None else None,
+            field=field,
+            parameter=parameter,
+        )
+        self.headers = headers or {}
+
+
+def _problem_response(error: ApiError) -> web.Response:
+    return web.Response(
+        status=error.problem.status,
+        body=msgspec.json.encode(error.problem),
+        content_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode(obj),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+#: How each store error answers: (status, problem kind, title), most specific first.
+STORE_ERRORS: tuple[tuple[type[StoreError], int, str, str], ...] = (
+    (SessionNotFound, 404, "session-not-found", "No such session"),
+    (UnknownPool, 404, "pool-not-found", "No such pool"),
+    (PoolExhausted, 409, "pool-exhausted", "The pool has no free number"),
+    (NumberUnavailable, 409, "number-unavailable", "A number cannot be used"),
+    (PoolInUse, 409, "pool-in-use", "The pool has open sessions"),
+    (InvalidParticipant, 422, "invalid-participant", "Invalid participant"),
+    (InvalidSession, 422, "invalid-session", "Invalid session"),
+    (InvalidPool, 422, "invalid-pool", "Invalid pool"),
+)
+
+
+def store_problem(
+    exc: StoreError, *, field: str | None = None, parameter: str | None = None
+) -> ApiError:
+    """The problem answering a store error (the mapping of docs/api.md).
+
+    Args:
+        exc: what the store raised.
+        field, parameter: the body field or parameter it is about, if known.
+    """
+    if isinstance(exc, StoreUnavailable):
+        return ApiError(
+            503, "store-unavailable", "The session store is unavailable",
+            "try again shortly", headers={"Retry-After": str(RETRY_AFTER)},
+        )
+    for kind_of, status, kind, title in STORE_ERRORS:
+        if isinstance(exc, kind_of):
+            # A missing session's id says nothing the caller does not know.
+            detail = None if kind_of is SessionNotFound else str(exc)
+            return ApiError(status, kind, title, detail, field=field, parameter=parameter)
+    return ApiError(500, "store-error", "Store error", str(exc), field=field, parameter=parameter)
+
+
+def _validation_problem(exc: msgspec.ValidationError) -> ApiError:
+    message = str(exc)
+    field = "$"  # msgspec names no path for the top level
+    m = _AT_PATH.match(message)
+    if m is not None:
+        message, field = m["message"], m["path"]
+    named = _FIELD_NAMED.search(message)
+    if named is not None:
+        field = f"{field}.{named['name']}"
+    return ApiError(
+        422, "invalid-body", "The request body failed validation", message, field=field
+    )
+
+
+async def decode_body(request: web.Request, type_: type[T]) -> T:
+    """Read and validate a JSON body. Raises ApiError (400 malformed, 422 invalid)."""
+    body = await request.read()
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise _validation_problem(exc) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed-json", "The request body is not JSON", str(exc)) from None
+
+
+def _check_e164(value: str, field: str) -> str:
+    """Normalise a number and check it with `phonenumbers`; return the E.164 form."""
+    try:
+        number = normalise_number(value)
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(number))
+    except (ValueError, phonenumbers.NumberParseException):
+        valid = False
+    if not valid:
+        raise ApiError(
+            422, "invalid-number", "Not a valid E.164 number",
+            f"not a valid E.164 number: {value!r}", field=field,
+        )
+    return number
+
+
+def _check_participant(identifier: str, field: str) -> None:
+    if is_sip_identifier(identifier):
+        try:
+            participant_key(identifier)
+        except InvalidParticipant as exc:
+            raise store_problem(exc, field=field) from None
+    else:
+        _check_e164(identifier, field)
+
+
+def _session_spec(body: CreateSession) -> SessionSpec:
+    """Check a creation request at the edge (phonenumbers, metadata size) and build the
+    store's spec. Raises ApiError naming the field."""
+    for i, part in enumerate(body.participants):
+        _check_participant(part.identifier, f"$.participants[{i}].identifier")
+        if part.proxy_identifier is not None:
+            _check_e164(part.proxy_identifier, f"$.participants[{i}].proxy_identifier")
+    if metadata_size(body.metadata) > MAX_METADATA_BYTES:
+        raise ApiError(
+            422, "invalid-body", "The request body failed validation",
+            f"metadata is larger than {MAX_METADATA_BYTES} bytes encoded", field="$.metadata",
+        )
+    first, second = (
+        ParticipantSpec(p.identifier, p.proxy_identifier, p.route) for p in body.participants
+    )
+    return SessionSpec(
+        participants=(first, second),
+        pool=body.pool,
+        ttl=body.ttl,
+        expiry=body.expiry,
+        call_time_limit=body.call_time_limit,
+        ring_timeout=body.ring_timeout,
+        metadata=body.metadata,
+    )
+
+
+class _Api:
+    """The handlers, bound to one store."""
+
+    def __init__(
+        self, store: SessionStore, clock: Callable[[], float], readonly_pools: frozenset[str]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.readonly = readonly_pools
+        self.openapi = msgspec.json.encode(build_openapi())
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        spec = _session_spec(await decode_body(request, CreateSession))
+        try:
+            session = await self.store.create_session(spec, now=self.clock())
+        except UnknownPool as exc:
+            # The pool is a field of the body, not the resource addressed: 422, not 404.
+            raise ApiError(
+                422, "pool-not-found", "No such pool", str(exc), field="$.pool"
+            ) from None
+        except (InvalidParticipant, InvalidSession) as exc:
+            raise store_problem(exc, field="$.participants") from None
+        logger.info("session %s created in pool %s", session.id, session.pool)
+        return _json(session, 201, {"Location": f"/v1/sessions/{session.id}"})
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        return _json(await self.store.get_session(request.match_info["id"]))
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        participant = request.query.get("participant")
+        pool = request.query.get("pool")
+        if participant is not None and _PLUS_AS_SPACE.fullmatch(participant):
+            # `?participant=+9198...` unencoded: the form decoding made the `+` a space.
+            participant = "+" + participant[1:]
+        if participant is not None:
+            try:
+                participant_key(participant)
+            except InvalidParticipant as exc:
+                raise ApiError(
+                    400, "invalid-parameter", "Invalid query parameter", str(exc),
+                    parameter="participant",
+                ) from None
+        if pool is not None and not _POOL_NAME.fullmatch(pool):
+            raise ApiError(
+                400, "invalid-parameter", "Invalid query parameter",
+                "a pool name is 1-64 of A-Z a-z 0-9 _ -", parameter="pool",
+            )
+        try:
+            sessions = await self.store.list_sessions(participant=participant, pool=pool)
+        except UnknownPool:
+            raise ApiError(404, "pool-not-found", "No such pool", parameter="pool") from None
+        return _json(SessionList(sessions))
+
+    async def close_session(self, request: web.Request) -> web.Response:
+        session = await self.store.close_session(request.match_info["id"], now=self.clock())
+        logger.info("session %s closed", session.id)
+        return _json(session)
+
+    async def list_interactions(self, request: web.Request) -> web.Response:
+        records = await self.store.list_interactions(request.match_info["id"])
+        return _json(InteractionList(records))
+
+    # -- pools ------------------------------------------------------------------------------
+
+    def _pool_name(self, request: web.Request, *, write: bool, create: bool = False) -> str:
+        name = request.match_info["name"]
+        if not _POOL_NAME.fullmatch(name):
+            # No pool can have that name: 404, but 422 when asked to create it.
+            if create:
+                raise ApiError(
+                    422, "invalid-parameter", "Invalid pool name",
+                    "a pool name is 1-64 of A-Z a-z 0-9 _ -", parameter="name",
+                )
+            raise ApiError(404, "pool-not-found", "No such pool", parameter="name")
+        if write and name in self.readonly:
+            raise ApiError(
+                409, "pool-readonly", "The pool is declared by the config file",
+                f"pool {name!r} is read-only over the API; change the config file",
+                parameter="name",
+            )
+        return name
+
+    async def list_pools(self, request: web.Request) -> web.Response:
+        names = await self.store.list_pools()
+        return _json(PoolList(names, sorted(self.readonly.intersection(names))))
+
+    async def get_pool(self, request: web.Request) -> web.Response:
+        return _json(await self.store.get_pool(self._pool_name(request, write=False)))
+
+    async def put_pool(self, request: web.Request) -> web.Response:
+        name = self._pool_name(request, write=True, create=True)
+        body = await decode_body(request, PoolIn)
+        numbers = [_check_e164(n, f"$.numbers[{i}]") for i, n in enumerate(body.numbers)]
+        reserved = [_check_e164(n, f"$.reserved[{i}]") for i, n in enumerate(body.reserved)]
+        pool = await self.store.set_pool(name, numbers, reserved)
+        logger.info("pool %s set: %d numbers, %d reserved", name, len(numbers), len(reserved))
+        return _json(pool)
+
+    async def delete_pool(self, request: web.Request) -> web.Response:
+        name = self._pool_name(request, write=True)
+        await self.store.delete_pool(name)
+        logger.info("pool %s deleted", name)
+        return web.Response(status=204)
+
+    # -- service ----------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        try:
+            await self.store.list_pools()
+        except StoreUnavailable:
+            return _json(Health("unavailable"), 503, {"Retry-After": str(RETRY_AFTER)})
+        return _json(Health("ok"))
+
+    async def openapi_json(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi, content_type="application/json")
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into an RFC 9457 problem; log without real numbers."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        error = exc
+    except StoreError as exc:
+        error = store_problem(exc)
+        if isinstance(exc, StoreUnavailable):
+            logger.warning(
+                "%s %s: store unavailable: %s",
+                request.method, mask_numbers_in(request.path), mask_numbers_in(str(exc)),
+            )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        error = ApiError(exc.status, None, exc.reason, headers=headers)
+    except Exception as exc:
+        logger.error(
+            "%s %s: internal error\n%s",
+            request.method,
+            mask_numbers_in(request.path),
+            mask_numbers_in("".join(traceback.format_exception(exc))),
+        )
+        error = ApiError(500, None, "Internal Server Error")
+    return _problem_response(error)
+
+
+def _auth(tokens: Iterable[str]) -> Middleware:
+    secrets = [token.encode() for token in tokens]
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        given = given.strip()
+        ok = False
+        if scheme.lower() == "bearer" and given:
+            raw = given.encode()
+            # Compare with every token (no early exit) in constant time.
+            for secret in secrets:
+                ok |= hmac.compare_digest(raw, secret)
+        if not ok:
+            challenge = 'Bearer realm="sipmask"'
+            if given:
+                challenge += ', error="invalid_token"'  # RFC 6750 §3.1
+            raise ApiError(
+                401, "unauthorized", "A valid bearer token is required",
+                headers={"WWW-Authenticate": challenge},
+            )
+        return await handler(request)
+
+    return auth
+
+
+class MaskingAccessLogger(AbstractAccessLogger):
+    """An access log line per request with the numbers in path and query masked. Pass it as
+    `access_log_class` to `web.run_app` or `web.AppRunner`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %.3fs',
+            request.remote,
+            request.method,
+            mask_numbers_in(request.path_qs),
+            response.status,
+            time,
+        )
+
+
+def make_app(
+    store: SessionStore,
+    *,
+    tokens: Collection[str],
+    clock: Callable[[], float] = time.time,
+    readonly_pools: Collection[str] = frozenset(),
+) -> web.Application:
+    """Build the provisioning API over a store.
+
+    Args:
+        store: the session store (memory or Redis); the caller opens and closes it.
+        tokens: bearer tokens accepted (from the config). With none, every call but
+            `/healthz` and `/openapi.json` answers 401.
+        clock: epoch seconds, the `now` of session creation and close.
+        readonly_pools: pools declared by the config file; writes to them answer 409.
+
+    Returns:
+        The aiohttp application.
+
+    Raises:
+        ValueError: an empty token.
+    """
+    if any(not token or token != token.strip() for token in tokens):
+        raise ValueError("API tokens must be non-empty, without surrounding spaces")
+    api = _Api(store, clock, frozenset(readonly_pools))
+    app = web.Application(middlewares=[_problems, _auth(tuple(tokens))])
+    app.router.add_post("/v1/sessions", api.create_session)
+    app.router.add_get("/v1/sessions", api.list_sessions, allow_head=False)
+    app.router.add_get("/v1/sessions/{id}", api.get_session, allow_head=False)
+    app.router.add_delete("/v1/sessions/{id}", api.close_session)
+    app.router.add_get(
+        "/v1/sessions/{id}/interactions", api.list_interactions, allow_head=False
+    )
+    app.router.add_get("/v1/pools", api.list_pools, allow_head=False)
+    app.router.add_get("/v1/pools/{name}", api.get_pool, allow_head=False)
+    app.router.add_put("/v1/pools/{name}", api.put_pool)
+    app.router.add_delete("/v1/pools/{name}", api.delete_pool)
+    app.router.add_get("/healthz", api.healthz, allow_head=False)
+    app.router.add_get("/openapi.json", api.openapi_json, allow_head=False)
+    return app

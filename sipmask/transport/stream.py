@@ -1,0 +1,267 @@
+"""TCP and TLS connections (RFC 3261 §18.3, §26.2): one asyncio `Protocol` per connection,
+framed by the core's `StreamFramer`, kept in one table keyed by the peer's (host, port) for
+reuse. TLS is the ssl module under the same protocol (`server_context` builds the context
+from a certificate and key file).
+
+What this module enforces, before any SIP is parsed:
+- the source check: a connection from outside the allowed networks is aborted at once;
+- the buffer limit: the framer refuses a message over `max_message` octets (or without a
+  usable Content-Length) with `ParseError`, and the connection is closed (a stream cannot
+  be resynchronised);
+- the idle timeout: a connection that carried nothing for `idle_timeout` seconds is closed
+  by one sweep timer per table (not one handle per connection);
+- a write-buffer limit: a peer that does not read is cut off rather than buffered forever;
+- RFC 5626 §4.4.1 keep-alives: each CRLFCRLF "ping" is answered with a CRLF "pong".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Iterator
+from typing import cast
+
+from .._core import StreamFramer
+from ..errors import ParseError
+from ..sip.events import Address
+from .udp import Network, TransportStats, source_allowed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE = 65_535
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_MAX_WRITE_BUFFER = 1 << 20
+PONG = b"\r\n"
+
+MessageHandler = Callable[[bytes, Address, "StreamConnection"], None]
+
+
+class StreamConnection(asyncio.Protocol):
+    """One TCP connection, accepted or opened by us."""
+
+    reliable = True
+
+    def __init__(
+        self, table: ConnectionTable, advertise: Address | None = None, *, tls: bool = False
+    ) -> None:
+        self.transport_name = "TLS" if tls else "TCP"
+        self._table = table
+        self._framer = StreamFramer(table.max_message)
+        self._keepalives = 0
+        self._transport: asyncio.Transport | None = None
+        self.peer: Address | None = None
+        self.local: Address | None = None
+        self._advertise = advertise
+        self.last_activity = table.loop.time()
+        self.closed = asyncio.Event()
+
+    @property
+    def advertise(self) -> Address:
+        if self._advertise is not None:
+            return self._advertise
+        assert self.local is not None
+        return self.local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio's.
+        stream = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if not source_allowed(peer[0], self._table.allowed):
+            self._table.stats.refused_source += 1
+            stream.abort()
+            return
+        self._transport = stream
+        self.peer = Address(peer[0], peer[1])
+        self.local = Address(local[0], local[1])
+        self._table.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self.last_activity = self._table.loop.time()
+        try:
+            frames = self._framer.feed(data)
+        except ParseError as error:
+            # No Content-Length, a bad one, or a message over the limit: the stream cannot
+            # be resynchronised, so the connection goes (RFC 3261 §18.3).
+            self._table.stats.oversized += 1
+            log.debug("tcp %s: closing, %s", self.peer, error)
+            self.close()
+            return
+        pings = self._framer.keepalives - self._keepalives
+        if pings:
+            self._keepalives = self._framer.keepalives
+            self.send(PONG * pings)  # RFC 5626 §4.4.1: a CRLF pong per CRLFCRLF ping
+        assert self.peer is not None
+        for frame in frames:
+            if self._transport is None:
+                break  # the handler closed us
+            self._table.stats.received += 1
+            self._table.on_message(frame, self.peer, self)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._table.remove(self)
+        self.closed.set()
+
+    def send(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._table.stats.send_errors += 1
+            return
+        transport.write(data)
+        self._table.stats.sent += 1
+        self.last_activity = self._table.loop.time()
+        if transport.get_write_buffer_size() > self._table.max_write_buffer:
+            log.debug("tcp %s: peer does not read, aborting", self.peer)
+            transport.abort()
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class ConnectionTable:
+    """Every TCP connection of an endpoint, keyed by the peer's (host, port), with their
+    listening servers, the idle sweep and the shared limits."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_message: MessageHandler,
+        allowed: tuple[Network, ...],
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
+    ) -> None:
+        self.loop = loop
+        self.on_message = on_message
+        self.allowed = allowed
+        self.max_message = max_message
+        self.idle_timeout = idle_timeout
+        self.max_write_buffer = max_write_buffer
+        self.stats = TransportStats()
+        self._connections: dict[Address, StreamConnection] = {}
+        self._servers: list[tuple[asyncio.Server, Address | None]] = []
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def __iter__(self) -> Iterator[StreamConnection]:
+        return iter(list(self._connections.values()))
+
+    def get(self, peer: Address) -> StreamConnection | None:
+        connection = self._connections.get(peer)
+        return connection if connection is not None and connection.is_open else None
+
+    def add(self, connection: StreamConnection) -> None:
+        assert connection.peer is not None
+        old = self._connections.get(connection.peer)
+        if old is not None and old is not connection:
+            old.close()
+        self._connections[connection.peer] = connection
+        if self._sweep is None:
+            self._arm_sweep()
+
+    def remove(self, connection: StreamConnection) -> None:
+        if connection.peer is not None and self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]
+
+    async def listen(
+        self,
+        bind: Address,
+        advertise: Address | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Address:
+        """Accept connections on `bind` (TLS with `ssl_context`); return the bound address
+        (port 0 picks one). Over TLS the source check runs once the handshake is done: the
+        ssl module calls `connection_made` only then."""
+        tls = ssl_context is not None
+        server = await self.loop.create_server(
+            lambda: StreamConnection(self, advertise, tls=tls),
+            bind.host,
+            bind.port,
+            ssl=ssl_context,
+        )
+        self._servers.append((server, advertise))
+        name = server.sockets[0].getsockname()
+        return Address(name[0], name[1])
+
+    async def connect(
+        self,
+        dest: Address,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> StreamConnection:
+        """The open connection to `dest`, reused when there is one, else a new one (TLS
+        with `ssl_context`, checking the certificate against `server_hostname`, by default
+        the host of `dest`)."""
+        existing = self.get(dest)
+        if existing is not None:
+            return existing
+        protocol = StreamConnection(self, tls=ssl_context is not None)
+        await self.loop.create_connection(
+            lambda: protocol,
+            dest.host,
+            dest.port,
+            ssl=ssl_context,
+            server_hostname=(server_hostname or dest.host) if ssl_context else None,
+        )
+        if protocol.peer is None:
+            raise ConnectionRefusedError(f"{dest} is outside the allowed networks")
+        # Key by the address asked for too, so later sends to `dest` find it.
+        self._connections.setdefault(dest, protocol)
+        return protocol
+
+    def _arm_sweep(self) -> None:
+        # One handle for the whole table, fired a few times per idle period.
+        self._sweep = self.loop.call_later(max(self.idle_timeout / 4, 0.01), self._on_sweep)
+
+    def _on_sweep(self) -> None:
+        self._sweep = None
+        limit = self.loop.time() - self.idle_timeout
+        for connection in list(self._connections.values()):
+            if connection.last_activity <= limit:
+                log.debug("tcp %s: idle, closing", connection.peer)
+                connection.close()
+        if self._connections:
+            self._arm_sweep()
+
+    async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for server, _ in self._servers:
+            server.close()
+        waits = []
+        for connection in list(self._connections.values()):
+            connection.close()
+            waits.append(connection.closed.wait())
+        self._connections.clear()
+        for server, _ in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if waits:
+            await asyncio.gather(*waits)
+
+
+def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A TLS server context from a PEM certificate (chain) and key, TLS 1.2 or later (RFC 3261
+    §26.3.1 asks for TLS; RFC 8446 and BCP 195 for the versions)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context
