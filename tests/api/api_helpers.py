@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, overload
 
 from aiohttp.test_utils import TestClient, TestServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "store"))
-
 from store_helpers import REDIS_SERVER, FakeClock, RedisServer  # noqa: E402
 
 from sipmask.api import make_app  # noqa: E402

@@ -1,11 +1,17 @@
-"""Fixtures of the store tests: a real redis-server for the whole session."""
+"""Fixtures shared by the test folders: one real redis-server for the whole session
+(DESIGN.md: tests talk to a real Redis the fixture starts on a free port)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from store_helpers import REDIS_SERVER, RedisServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "store"))
+
+from store_helpers import REDIS_SERVER, RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
