@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from . import __version__, _core, samples
+from .config import ConfigError, load_config
 from .errors import ParseError
 from .privacy import mask_number, mask_numbers_in
 from .transport.runtime import loop_name
@@ -82,6 +83,25 @@ def parse_file(path: str, out=None, *, show_numbers: bool = False) -> int:  # ty
     return 0
 
 
+def check_config(path: str, out=None, err=None) -> int:  # type: ignore[no-untyped-def]
+    """Validate a configuration file: a one-line summary and 0, or every error with its key
+    path and 2."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        print(f"{path}: {len(e.errors)} error(s)", file=err)
+        for line in e.errors:
+            print(f"  {line}", file=err)
+        return 2
+    except OSError as e:
+        print(f"{path}: cannot read: {e.strerror or e}", file=err)
+        return 2
+    print(f"{path}: OK: {config.summary()}", file=out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sipmask", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,11 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse.add_argument("file")
     parse.add_argument("--show-numbers", action="store_true",
                        help="print phone numbers in full (they are masked by default)")
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
     if args.command == "version":
         print(f"sipmask {__version__} (event loop: {loop_name()})")
         return 0
+    if args.command == "check-config":
+        return check_config(args.file)
     if args.command == "parse":
         return parse_file(args.file, show_numbers=args.show_numbers)
     if args.command == "run":
