@@ -1,21 +1,24 @@
 """The `sipmask` command line.
 
-`sipmask run` will start the B2BUA once the call engine lands; until then it runs the core
-self-check, which is what the README's quick start promises today.
+`sipmask run` starts the process (`sipmask.server.serve`: store, API, SIP listeners); until
+the call engine lands it refuses INVITEs with 503 (docs/running.md). `sipmask selfcheck`
+runs the core self-check.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
 
 from . import __version__, _core, samples
-from .config import ConfigError, load_config
+from .config import ConfigError, default_config, load_config
 from .errors import ParseError
 from .privacy import mask_number, mask_numbers_in
+from .transport import runtime
 from .transport.runtime import loop_name
 
 
@@ -102,11 +105,62 @@ def check_config(path: str, out=None, err=None) -> int:  # type: ignore[no-untyp
     return 0
 
 
+def run_server(path: str | None, workers: int | None = None, out=None, err=None) -> int:  # type: ignore[no-untyped-def]
+    """`sipmask run`: load the config (the embedded default without `path`), print its
+    summary, serve until SIGTERM/SIGINT. Prints `listening <kind> <host> <port>` for each
+    listener, then `ready`, to `out`. Returns 0 after a clean stop, 2 for a bad
+    configuration, 1 when the process could not start."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    source = path or "<embedded default>"
+    try:
+        config = load_config(path, workers=workers) if path else default_config(workers=workers)
+    except ConfigError as e:
+        print(f"{source}: {len(e.errors)} error(s)", file=err)
+        for line in e.errors:
+            print(f"  {line}", file=err)
+        return 2
+    except OSError as e:
+        print(f"{source}: cannot read: {e.strerror or e}", file=err)
+        return 2
+    if config.process.workers > 1:
+        print(f"sipmask run: {config.process.workers} workers: several worker processes are "
+              "not implemented yet; run with one worker (process.workers = 1)", file=err)
+        return 2
+
+    from .server import configure_logging, serve  # aiohttp is imported only to serve
+    from .store import StoreError
+
+    configure_logging(config.logging, err)
+    print(f"sipmask {__version__} ({loop_name()}): {config.summary()}", file=out, flush=True)
+
+    def listening(kind: str, address) -> None:  # type: ignore[no-untyped-def]
+        print(f"listening {kind} {address.host} {address.port}", file=out, flush=True)
+
+    def ready() -> None:
+        print("ready", file=out, flush=True)
+
+    log = logging.getLogger("sipmask.cli")
+    try:
+        runtime.run(serve(config, ready=ready, listening=listening))
+    except OSError as e:
+        log.error("cannot start: %s", e.strerror or e)
+        return 1
+    except StoreError as e:
+        log.error("cannot start: store: %s", e)
+        return 1
+    except KeyboardInterrupt:  # SIGINT before the handlers were installed
+        return 130
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sipmask", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run sipmask (today: the core self-check)")
-    run.add_argument("-c", "--config", help="configuration file (not read yet)")
+    run = sub.add_parser("run", help="run sipmask (store, API, SIP listeners)")
+    run.add_argument("-c", "--config", help="configuration file (the embedded default if none)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes (overrides [process] workers; only 1 today)")
     sub.add_parser("selfcheck", help="parse, mask-rebuild and time a sample INVITE")
     parse = sub.add_parser("parse", help="show what sipmask reads in a SIP message file")
     parse.add_argument("file")
@@ -124,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "parse":
         return parse_file(args.file, show_numbers=args.show_numbers)
     if args.command == "run":
-        print("sipmask run: the call engine is not built yet; running the core self-check.")
+        return run_server(args.config, args.workers)
     return selfcheck()
 
 

@@ -24,8 +24,8 @@ def test_selfcheck_passes_and_prints_no_real_number():
     assert mask_number(samples.REAL_CALLER) in text
 
 
-def test_run_command_is_the_selfcheck_until_the_b2bua_lands():
-    done = subprocess.run([sys.executable, "-m", "sipmask", "run"], capture_output=True,
+def test_selfcheck_command_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "sipmask", "selfcheck"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "core self-check" in done.stdout

@@ -1,0 +1,376 @@
+"""The composition root: `serve(config)` opens the store, the API and the SIP endpoint of one
+sipmask process and runs them until told to stop.
+
+Theory of operation:
+
+- Start, in order: the store (`[store]`: memory, journaled under `data_dir`, or Redis), the
+  pools of the config file applied to it (`set_pool`; the API refuses writes to them), the
+  provisioning API (aiohttp on `[api] listen`), then the SIP listeners (`[sip] listen`). A
+  failure at any step closes what was opened and raises (a port in use is an `OSError`).
+- Run: `ready()` is called once everything listens. `store.expire()` runs every
+  `EXPIRE_INTERVAL` seconds. The process stops when `stop` is set or on SIGTERM/SIGINT
+  (handlers are installed only when `serve` runs on the main thread).
+- Stop: SIP listeners first (no new traffic), then the API, then the store. There is no
+  drain yet: calls do not exist yet (issue 5).
+- SIP, until the B2BUA lands (issue 5): a request from outside every trunk's `inbound`
+  networks is dropped by the listeners (`unknown_source = "drop"`) or answered 403
+  (`"reject"`); then `check_request`'s verdict; OPTIONS is answered 200 with Allow (carrier
+  keep-alives); INVITE gets 503 with Retry-After (the layer has sent 100 Trying); BYE gets
+  481 (no dialog exists); CANCEL is answered by the transaction layer; ACK is absorbed.
+
+Privacy: log lines name methods, statuses and addresses, never a number; `configure_logging`
+masks every number-like run in whatever reaches the log (`mask_numbers_in`) unless
+`[logging] show_numbers` is true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TextIO
+
+from ._core import Response
+from .config import Config, LoggingConfig
+from .errors import LocalProtocolError
+from .privacy import mask_numbers_in
+from .sip.events import Address, RequestReceived, SipEvent
+from .sip.layer import TransactionLayer
+from .sip.responses import make_response
+from .sip.validate import check_request, options_response, stateless_tag
+from .store import SessionStore, StoreError
+from .transport.endpoint import SipEndpoint, parse_hostport
+from .transport.stream import server_context
+from .transport.udp import Network, parse_networks, source_allowed
+
+__all__ = [
+    "ACCEPT",
+    "EXPIRE_INTERVAL",
+    "METHODS",
+    "SipApplication",
+    "configure_logging",
+    "open_store",
+    "serve",
+]
+
+log = logging.getLogger("sipmask.server")
+
+METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS")
+"""Methods served (the Allow of 405/501 and of the OPTIONS answer)."""
+ACCEPT = ("application/sdp",)
+SUPPORTED: tuple[str, ...] = ()
+EXPIRE_INTERVAL = 5.0
+"""Seconds between two runs of the store's housekeeping (`expire`)."""
+REFUSAL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about refused INVITEs."""
+_EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+Listening = Callable[[str, Address], None]
+
+
+# --- logging -----------------------------------------------------------------------------------
+
+
+class _Formatter(logging.Formatter):
+    """One line per record, JSON or text, numbers masked unless `show_numbers`."""
+
+    def __init__(self, fmt: str, show_numbers: bool) -> None:
+        super().__init__("%(asctime)sZ %(levelname)s %(name)s: %(message)s")
+        self.converter = time.gmtime  # UTC
+        self.json = fmt == "json"
+        self.show_numbers = show_numbers
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.json:
+            entry = {
+                "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%SZ"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+            if record.exc_info:
+                entry["exception"] = self.formatException(record.exc_info)
+            text = json.dumps(entry, ensure_ascii=False)
+        else:
+            text = super().format(record).replace("\n", "\n    ")  # continuation lines
+        return text if self.show_numbers else mask_numbers_in(text)
+
+
+def configure_logging(settings: LoggingConfig, stream: TextIO | None = None) -> None:
+    """Send every log record to `stream` (stderr), one line each (a traceback indented under
+    its line in text format), at `settings.level`, numbers masked."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_Formatter(settings.format, settings.show_numbers))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.level.upper())
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+async def open_store(config: Config) -> SessionStore:
+    """The store of `[store]`, with the `[[pools]]` of the config applied (numbers and
+    reserved). Raises StoreError (a pool number owned by a pool the API created, Redis
+    not answering) after closing the store."""
+    settings = config.store
+    store: SessionStore
+    if settings.backend == "redis":
+        from .store.redis import RedisStore
+
+        redis = RedisStore(settings.redis_url)
+        try:
+            await redis.ping()  # fail at start, not on the first call
+        except BaseException:
+            await redis.close()
+            raise
+        store = redis
+    else:
+        from .store import MemoryStore
+
+        store = MemoryStore(settings.data_dir or None)
+    try:
+        for pool in config.pools:
+            await store.set_pool(pool.name, pool.numbers, pool.reserved)
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+async def _housekeeping(store: SessionStore) -> None:
+    while True:
+        await asyncio.sleep(EXPIRE_INTERVAL)
+        try:
+            closed = await store.expire(now=time.time())
+        except StoreError as exc:
+            log.warning("store housekeeping failed: %s", exc)
+            continue
+        except Exception:
+            # A bug here must not end housekeeping for the life of the process (STYLE.md §4).
+            log.exception("store housekeeping failed")
+            continue
+        if closed:
+            log.info("expired %d session(s)", closed)
+
+
+# --- the SIP application -----------------------------------------------------------------------
+
+
+class SipApplication:
+    """The endpoint's event callback until the B2BUA lands (see the module docstring).
+
+    Args:
+        trunk_networks: every trunk's inbound networks, for `unknown_source = "reject"`.
+        reject_unknown: answer 403 to sources outside `trunk_networks` (the endpoint then
+            lets every source through); False when the listeners already drop them.
+        retry_after: the Retry-After of the 503 to INVITE (0: none).
+        clock: seconds, for rate-limiting the refusal log line.
+    """
+
+    def __init__(
+        self,
+        trunk_networks: Iterable[str],
+        *,
+        reject_unknown: bool = False,
+        retry_after: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.networks: tuple[Network, ...] = tuple(parse_networks(trunk_networks))
+        self.reject_unknown = reject_unknown
+        self.retry_after = retry_after
+        self.clock = clock
+        self.answered: dict[int, int] = {}
+        self._refused = 0
+        self._refusal_logged: float | None = None
+
+    def known_source(self, source: Address) -> bool:
+        return source_allowed(source.host, self.networks)
+
+    def handle(self, endpoint: SipEndpoint, event: SipEvent) -> None:
+        # ACK (AckReceived), CANCEL (answered by the layer), responses, timeouts: absorbed.
+        if isinstance(event, RequestReceived):
+            self._on_request(endpoint, event)
+
+    def _answer(
+        self,
+        endpoint: SipEndpoint,
+        event: RequestReceived,
+        status: int,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        request = event.request
+        response = make_response(
+            request, status, to_tag=stateless_tag(request), headers=list(headers)
+        )
+        self._send(endpoint, event, response)
+
+    def _send(self, endpoint: SipEndpoint, event: RequestReceived, response: Response) -> None:
+        self.answered[response.status] = self.answered.get(response.status, 0) + 1
+        try:
+            endpoint.send_response(event.key, response)
+        except LocalProtocolError:
+            pass  # the transaction ended meanwhile (a CANCEL got there first)
+
+    def _on_request(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
+        request = event.request
+        if self.reject_unknown and not self.known_source(event.source):
+            self._answer(endpoint, event, 403)
+            return
+        verdict = check_request(
+            request, methods=METHODS, supported=SUPPORTED, accepted_types=ACCEPT
+        )
+        if verdict is not None:
+            self._send(endpoint, event, verdict)
+            return
+        method = request.method
+        if method == "OPTIONS":
+            self._send(endpoint, event, options_response(request, METHODS, ACCEPT, SUPPORTED))
+        elif method == "INVITE":
+            self._refuse_invite(endpoint, event)
+        else:
+            # BYE: no dialog exists before the B2BUA (RFC 3261 §15.1.2). CANCEL and ACK never
+            # reach here (the layer answers CANCEL; ACK is an AckReceived).
+            self._answer(endpoint, event, 481)
+
+    def _refuse_invite(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
+        # RFC 3261 §21.5.4: 503 with Retry-After makes a carrier try another route.
+        headers = [("Retry-After", str(self.retry_after))] if self.retry_after else []
+        self._answer(endpoint, event, 503, headers)
+        self._refused += 1
+        now = self.clock()
+        if self._refusal_logged is None or now - self._refusal_logged >= REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "refused %d INVITE(s) with 503: the call engine is not built yet (issue 5)",
+                self._refused,
+            )
+            self._refused = 0
+            self._refusal_logged = now
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+async def serve(
+    config: Config,
+    *,
+    ready: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+    listening: Listening | None = None,
+) -> None:
+    """Run one sipmask process on `config` until `stop` is set or SIGTERM/SIGINT arrives.
+
+    Args:
+        config: a checked configuration (`load_config` / `default_config`).
+        ready: called once the store is open and the API and every SIP listener listen.
+        stop: set it to stop (a fresh event when None).
+        listening: called with (`udp`/`tcp`/`tls`/`api`, bound address) for each listener,
+            before `ready` (port 0 in the config becomes the port picked).
+
+    Raises:
+        OSError: a listener could not bind. StoreError: the store could not be opened or
+        the config's pools applied. Everything opened is closed first.
+    """
+    from aiohttp import web
+
+    from .api import MaskingAccessLogger, make_app
+
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    sip = config.sip
+    trunk_networks = [net for trunk in config.trunks for net in trunk.inbound]
+    reject = sip.unknown_source == "reject"
+    application = SipApplication(trunk_networks, reject_unknown=reject, retry_after=sip.retry_after)
+
+    signals: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+                signals.append(signum)
+
+    async with contextlib.AsyncExitStack() as stack:
+        for signum in signals:
+            stack.callback(loop.remove_signal_handler, signum)
+
+        store = await open_store(config)
+        stack.push_async_callback(store.close)
+        log.info(
+            "store %s open, %d pool(s) from the config", config.store.backend, len(config.pools)
+        )
+
+        app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools)
+        runner = web.AppRunner(
+            app,
+            access_log_class=MaskingAccessLogger,
+            access_log=logging.getLogger("sipmask.api.access"),
+            handle_signals=False,
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        api = parse_hostport(config.api.listen)
+        site = web.TCPSite(runner, api.host, api.port)
+        await site.start()
+        for sockname in runner.addresses:
+            bound = Address(str(sockname[0]), int(sockname[1]))
+            log.info("API listening on http://%s:%d", bound.host, bound.port)
+            if listening is not None:
+                listening("api", bound)
+
+        layer = TransactionLayer(
+            sip.timers,
+            max_transactions=sip.max_transactions,
+            overload_status=sip.overload_status,
+            overload_retry_after=sip.retry_after or None,
+        )
+        endpoint = SipEndpoint(
+            application.handle,
+            layer=layer,
+            allowed=_EVERYWHERE if reject else trunk_networks,
+            max_datagram=sip.max_message_size,
+            max_message=sip.max_message_size,
+            idle_timeout=sip.tcp_idle_timeout,
+        )
+        stack.push_async_callback(endpoint.close)  # closed first: no new SIP traffic
+        if not trunk_networks:
+            log.warning(
+                "no trunk has inbound networks: every SIP request will be %s",
+                "rejected" if reject else "dropped",
+            )
+        for spec in sip.listen_specs():
+            context = None
+            if spec.transport == "tls":
+                assert sip.tls_cert is not None
+                context = server_context(sip.tls_cert, sip.tls_key)
+            bound = await endpoint.listen(spec, ssl_context=context)
+            log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
+            if listening is not None:
+                listening(spec.transport, bound)
+
+        housekeeping = loop.create_task(_housekeeping(store))
+
+        async def _cancel_housekeeping() -> None:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+
+        stack.push_async_callback(_cancel_housekeeping)
+
+        log.info("ready")
+        if ready is not None:
+            ready()
+        await stop.wait()
+        log.info(
+            "stopping: %s",
+            ", ".join(f"{status}x{count}" for status, count in sorted(application.answered.items()))
+            or "no SIP request answered",
+        )
+    log.info("stopped")
