@@ -26,6 +26,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # RFC 3261 §18.1.1 wants TCP above MTU-200 octets for requests; a datagram itself can never
 # exceed 65,507 octets of payload over IPv4. Received datagrams longer than this are dropped.
 DEFAULT_MAX_DATAGRAM = 65_507
+# A large kernel receive buffer rides out event-loop pauses (a garbage collection can stop the
+# process for hundreds of ms) instead of dropping requests that peers then retransmit. The
+# kernel caps it at net.core.rmem_max.
+DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024
+# Source verdicts are cached per host: parsing the address with ipaddress costs more than the
+# rest of the listener's per-datagram work. The cache is cleared when full.
+SOURCE_CACHE_SIZE = 4096
 
 
 def parse_networks(networks: Iterable[str | Network]) -> tuple[Network, ...]:
@@ -84,9 +91,12 @@ class UdpListener(asyncio.DatagramProtocol):
         *,
         max_datagram: int = DEFAULT_MAX_DATAGRAM,
         advertise: Address | None = None,
+        receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
     ) -> None:
         self._on_datagram = on_datagram
         self._allowed = allowed
+        self._source_verdicts: dict[str, bool] = {}
+        self.receive_buffer = receive_buffer
         self.max_datagram = max_datagram
         self._advertise = advertise
         self.stats = TransportStats()
@@ -108,11 +118,21 @@ class UdpListener(asyncio.DatagramProtocol):
         sock = transport.get_extra_info("socket")
         name = transport.get_extra_info("sockname")
         self.family = sock.family if sock is not None else socket.AF_INET
+        if sock is not None and self.receive_buffer:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            except OSError:  # not permitted or not supported: keep the kernel's default
+                pass
         self.local = Address(name[0], name[1])
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         host, port = addr[0], addr[1]
-        if not source_allowed(host, self._allowed):
+        allowed = self._source_verdicts.get(host)
+        if allowed is None:
+            if len(self._source_verdicts) >= SOURCE_CACHE_SIZE:
+                self._source_verdicts.clear()
+            allowed = self._source_verdicts[host] = source_allowed(host, self._allowed)
+        if not allowed:
             self.stats.refused_source += 1
             return
         if len(data) > self.max_datagram:
@@ -150,8 +170,15 @@ async def open_udp(
     *,
     max_datagram: int = DEFAULT_MAX_DATAGRAM,
     advertise: Address | None = None,
+    receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
 ) -> UdpListener:
     """Bind a UDP listener on `bind` (IPv4 or IPv6 literal; port 0 picks a free port)."""
-    listener = UdpListener(on_datagram, allowed, max_datagram=max_datagram, advertise=advertise)
+    listener = UdpListener(
+        on_datagram,
+        allowed,
+        max_datagram=max_datagram,
+        advertise=advertise,
+        receive_buffer=receive_buffer,
+    )
     await loop.create_datagram_endpoint(lambda: listener, local_addr=(bind.host, bind.port))
     return listener
