@@ -41,6 +41,7 @@ from .transaction import (
     ServerNonInviteTransaction,
     Transaction,
     client_key,
+    request_like,
     response_key,
     server_key,
 )
@@ -104,21 +105,7 @@ def _stamp_via(request: Request, via: Via, source: Address) -> None:
 def build_cancel(invite: Request) -> Request:
     """The CANCEL for `invite` (RFC 3261 §9.1): same Request-URI, Call-ID, To, From and CSeq
     number, a single Via equal to the INVITE's top Via (same branch), the same Route set."""
-    fields: list[tuple[str, str]] = []
-    top_via = invite.header("via")
-    if top_via is not None:
-        fields.append(("Via", top_via))
-    max_forwards = invite.header("max-forwards")
-    fields.append(("Max-Forwards", max_forwards if max_forwards is not None else "70"))
-    for name in ("From", "To", "Call-ID"):
-        value = invite.header(name)
-        if value is not None:
-            fields.append((name, value))
-    cseq = invite.cseq
-    if cseq is not None:
-        fields.append(("CSeq", f"{cseq.number} CANCEL"))
-    fields.extend(("Route", route) for route in invite.headers("route"))
-    return Request("CANCEL", invite.uri, fields)
+    return request_like(invite, "CANCEL")
 
 
 class TransactionLayer:

@@ -403,10 +403,10 @@ class ClientNonInviteTransaction(Transaction):
             self._ctx.terminate(self)
 
 
-def build_ack(invite: Request, response: Response) -> Request:
-    """The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): the INVITE's Request-URI,
-    Call-ID, From, CSeq number and top Via, the response's To (with its tag), the INVITE's
-    Route set."""
+def request_like(invite: Request, method: str, *, to: str | None = None) -> Request:
+    """A CANCEL or non-2xx ACK built from the INVITE it refers to (RFC 3261 §9.1 and
+    §17.1.1.3 share the rule): same Request-URI, top Via (same branch), Max-Forwards, From,
+    Call-ID, CSeq number and Route set; To is the INVITE's unless `to` is given."""
     fields: list[tuple[str, str]] = []
     top_via = invite.header("via")
     if top_via is not None:
@@ -415,16 +415,22 @@ def build_ack(invite: Request, response: Response) -> Request:
     fields.append(("Max-Forwards", max_forwards if max_forwards is not None else "70"))
     for name, value in (
         ("From", invite.header("from")),
-        ("To", response.header("to")),
+        ("To", to if to is not None else invite.header("to")),
         ("Call-ID", invite.call_id),
     ):
         if value is not None:
             fields.append((name, value))
     cseq = invite.cseq
     if cseq is not None:
-        fields.append(("CSeq", f"{cseq.number} ACK"))
+        fields.append(("CSeq", f"{cseq.number} {method}"))
     fields.extend(("Route", route) for route in invite.headers("route"))
-    return Request("ACK", invite.uri, fields)
+    return Request(method, invite.uri, fields)
+
+
+def build_ack(invite: Request, response: Response) -> Request:
+    """The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): like the INVITE, with the
+    response's To (and its tag)."""
+    return request_like(invite, "ACK", to=response.header("to"))
 
 
 # --- server side --------------------------------------------------------------------------
