@@ -43,16 +43,14 @@ from .privacy import mask_numbers_in
 from .sip.events import Address, RequestReceived, SipEvent
 from .sip.layer import TransactionLayer
 from .sip.responses import make_response
-from .sip.validate import check_request, options_response, stateless_tag
+from .sip.validate import stateless_answer, stateless_tag
 from .store import SessionStore, StoreError
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
 from .transport.udp import Network, parse_networks, source_allowed
 
 __all__ = [
-    "ACCEPT",
     "EXPIRE_INTERVAL",
-    "METHODS",
     "SipApplication",
     "configure_logging",
     "open_store",
@@ -61,10 +59,7 @@ __all__ = [
 
 log = logging.getLogger("sipmask.server")
 
-METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS")
 """Methods served (the Allow of 405/501 and of the OPTIONS answer)."""
-ACCEPT = ("application/sdp",)
-SUPPORTED: tuple[str, ...] = ()
 EXPIRE_INTERVAL = 5.0
 """Seconds between two runs of the store's housekeeping (`expire`)."""
 REFUSAL_LOG_INTERVAL = 60.0
@@ -225,16 +220,10 @@ class SipApplication:
         if self.reject_unknown and not self.known_source(event.source):
             self._answer(endpoint, event, 403)
             return
-        verdict = check_request(
-            request, methods=METHODS, supported=SUPPORTED, accepted_types=ACCEPT
-        )
-        if verdict is not None:
-            self._send(endpoint, event, verdict)
-            return
-        method = request.method
-        if method == "OPTIONS":
-            self._send(endpoint, event, options_response(request, METHODS, ACCEPT, SUPPORTED))
-        elif method == "INVITE":
+        answer = stateless_answer(request)
+        if answer is not None:
+            self._send(endpoint, event, answer)
+        elif request.method == "INVITE":
             self._refuse_invite(endpoint, event)
         else:
             # BYE: no dialog exists before the B2BUA (RFC 3261 §15.1.2). CANCEL and ACK never

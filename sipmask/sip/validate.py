@@ -331,3 +331,28 @@ def options_response(
     fields += headers
     tag = to_tag if isinstance(to_tag, str) else to_tag(request)
     return make_response(request, 200, to_tag=tag, headers=fields)
+
+
+# What a sipmask endpoint serves until the B2BUA adds methods and option tags.
+DEFAULT_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS")
+DEFAULT_ACCEPT = ("application/sdp",)
+DEFAULT_SUPPORTED: tuple[str, ...] = ()
+
+
+def stateless_answer(
+    request: Request,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    supported: Sequence[str] = DEFAULT_SUPPORTED,
+    accepted_types: Sequence[str] = DEFAULT_ACCEPT,
+) -> Response | None:
+    """The answer an endpoint gives without any call state: the `check_request` verdict, or
+    200 to an OPTIONS (carrier keep-alive); None when the request is the application's."""
+    verdict = check_request(
+        request, methods=methods, supported=supported, accepted_types=accepted_types
+    )
+    if verdict is not None:
+        return verdict
+    if request.method == "OPTIONS":
+        return options_response(request, methods, accepted_types, supported)
+    return None

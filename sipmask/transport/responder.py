@@ -33,16 +33,13 @@ from ..sip.events import (
     TransactionKey,
 )
 from ..sip.responses import make_response
-from ..sip.validate import check_request, options_response, stateless_tag
+from ..sip.validate import stateless_answer, stateless_tag
 from . import runtime
 from .endpoint import LOOPBACK, ListenSpec, SipEndpoint, format_hostport
 from .stream import server_context
 
 log = logging.getLogger(__name__)
 
-METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS")
-ACCEPT = ("application/sdp",)
-SUPPORTED: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -100,14 +97,9 @@ class Responder:
 
     def _on_request(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
         request, key = event.request, event.key
-        verdict = check_request(
-            request, methods=METHODS, supported=SUPPORTED, accepted_types=ACCEPT
-        )
-        if verdict is not None:
-            self._answer(endpoint, key, verdict)
-            return
-        if request.method == "OPTIONS":
-            self._answer(endpoint, key, options_response(request, METHODS, ACCEPT, SUPPORTED))
+        answer = stateless_answer(request)
+        if answer is not None:
+            self._answer(endpoint, key, answer)
         elif request.method == "INVITE":
             self._on_invite(endpoint, event)
         else:  # BYE (CANCEL is answered by the layer, ACK never reaches here)

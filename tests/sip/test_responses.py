@@ -78,3 +78,17 @@ def test_no_400_when_the_copied_field_is_itself_malformed():
         sipmask.parse(broken)
     assert info.value.can_respond  # everything was salvaged, but From cannot be copied back
     assert response_to_parse_error(info.value, to_tag="t") is None
+
+
+def test_stateless_answer_is_the_verdict_then_options_then_nothing():
+    from sipmask.sip.validate import stateless_answer
+
+    invite = sipmask.parse(INVITE)
+    assert stateless_answer(invite) is None  # the application's to answer
+    options = sipmask.parse(INVITE.replace(b"INVITE", b"OPTIONS"))
+    answer = stateless_answer(options)
+    assert answer is not None and answer.status == 200
+    assert "INVITE" in answer.headers("allow")
+    unknown = sipmask.parse(INVITE.replace(b"INVITE", b"FROBNICATE"))
+    answer = stateless_answer(unknown)
+    assert answer is not None and answer.status == 501
