@@ -221,8 +221,6 @@ cdef class Message:
         cdef Field* f
         cdef int k
         cdef const uchar* p
-        cdef Py_ssize_t e
-        cdef list parts
         for k in range(self._nfields):
             f = &self._fields[k]
             if not self._match(f, &q):
@@ -230,8 +228,7 @@ cdef class Message:
             if _IS_LIST[q.hid]:
                 p = self._buf(f)
                 if memchr(p + f.value_s, 44, f.value_e - f.value_s) != NULL:
-                    parts = _split_list(p, f.value_s, f.value_e, f.folded)
-                    return parts[0] if parts else ""
+                    return _first_element(p, f.value_s, f.value_e, f.folded)
             return self._value(f)
         return None
 

@@ -311,3 +311,18 @@ cdef list _split_list(const uchar* p, Py_ssize_t start, Py_ssize_t end, bint fol
             out.append(_decode_unfolded(p, s, t) if folded else _decode(p, s, t))
         i = e + 1
     return out
+
+
+cdef str _first_element(const uchar* p, Py_ssize_t start, Py_ssize_t end, bint folded):
+    """The first non-empty element of a comma-separated value ('' when there is none),
+    without splitting the rest."""
+    cdef Py_ssize_t i = start
+    cdef Py_ssize_t e, s, t
+    while i < end:
+        e = _list_next(p, i, end)
+        s = _sws(p, i, e)
+        t = _rtrim(p, s, e)
+        if t > s:
+            return _decode_unfolded(p, s, t) if folded else _decode(p, s, t)
+        i = e + 1
+    return ""
