@@ -39,6 +39,7 @@ from .transport.udp import Network
 
 __all__ = [
     "ApiConfig",
+    "CallsConfig",
     "Config",
     "ConfigError",
     "DEFAULT_TOML",
@@ -255,6 +256,28 @@ class MaskingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Server/User-Agent value sipmask sends; "" sends none (no fingerprint)."""
 
 
+class CallsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[calls]`: call control (issue 5)."""
+
+    ring_timeout: Annotated[int, Meta(ge=1, le=600)] = 60
+    """Seconds the callee may ring when the session sets no ring timeout; then the B leg is
+    cancelled and the caller gets 480."""
+    timer_c: Annotated[int, Meta(ge=1, le=3_600)] = 181
+    """RFC 3261 Timer C: seconds without a provisional response before the B leg is
+    cancelled and the caller gets 408 (restarted by each provisional; §16.6 asks a proxy for
+    more than 3 minutes)."""
+    max_duration: Annotated[int, Meta(ge=1, le=86_400)] | None = None
+    """Longest call in seconds when the session sets no call-time limit; none when absent."""
+    no_binding: Literal["reject", "fallback"] = "reject"
+    """A call with no session binding: rejected with `reject_status`, or sent to `fallback`."""
+    reject_status: Literal[403, 404, 480, 603] = 404
+    """Status for an unknown caller or number (404 reveals nothing about the number)."""
+    fallback: str | None = None
+    """SIP URI calls without a binding go to when `no_binding = "fallback"` (an IVR)."""
+    session_expires: Annotated[int, Meta(ge=90, le=86_400)] = 1800
+    """Session interval (RFC 4028) proposed on a B leg when the caller proposed none."""
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`[logging]`."""
 
@@ -283,6 +306,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pools: tuple[PoolConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
     masking: MaskingConfig = MaskingConfig()
+    calls: CallsConfig = CallsConfig()
     logging: LoggingConfig = LoggingConfig()
     process: ProcessConfig = ProcessConfig()
 

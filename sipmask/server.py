@@ -27,31 +27,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TextIO
 
-from ._core import Response
-from .config import Config, LoggingConfig
-from .errors import LocalProtocolError
+from .b2bua import B2BUA
+from .config import Config, LoggingConfig, parse_destination
 from .privacy import mask_numbers_in
-from .sip.events import Address, RequestReceived, SipEvent
+from .sip.events import Address
 from .sip.layer import TransactionLayer
-from .sip.responses import make_response
-from .sip.validate import stateless_answer, stateless_tag
 from .store import SessionStore, StoreError
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
-from .transport.udp import Network, parse_networks, source_allowed
 
 __all__ = [
     "EXPIRE_INTERVAL",
-    "SipApplication",
+    "outbound_networks",
     "configure_logging",
     "open_store",
     "serve",
@@ -157,92 +154,19 @@ async def _housekeeping(store: SessionStore) -> None:
             log.info("expired %d session(s)", closed)
 
 
-# --- the SIP application -----------------------------------------------------------------------
-
-
-class SipApplication:
-    """The endpoint's event callback until the B2BUA lands (see the module docstring).
-
-    Args:
-        trunk_networks: every trunk's inbound networks, for `unknown_source = "reject"`.
-        reject_unknown: answer 403 to sources outside `trunk_networks` (the endpoint then
-            lets every source through); False when the listeners already drop them.
-        retry_after: the Retry-After of the 503 to INVITE (0: none).
-        clock: seconds, for rate-limiting the refusal log line.
-    """
-
-    def __init__(
-        self,
-        trunk_networks: Iterable[str],
-        *,
-        reject_unknown: bool = False,
-        retry_after: int = 5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.networks: tuple[Network, ...] = tuple(parse_networks(trunk_networks))
-        self.reject_unknown = reject_unknown
-        self.retry_after = retry_after
-        self.clock = clock
-        self.answered: dict[int, int] = {}
-        self._refused = 0
-        self._refusal_logged: float | None = None
-
-    def known_source(self, source: Address) -> bool:
-        return source_allowed(source.host, self.networks)
-
-    def handle(self, endpoint: SipEndpoint, event: SipEvent) -> None:
-        # ACK (AckReceived), CANCEL (answered by the layer), responses, timeouts: absorbed.
-        if isinstance(event, RequestReceived):
-            self._on_request(endpoint, event)
-
-    def _answer(
-        self,
-        endpoint: SipEndpoint,
-        event: RequestReceived,
-        status: int,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        request = event.request
-        response = make_response(
-            request, status, to_tag=stateless_tag(request), headers=list(headers)
-        )
-        self._send(endpoint, event, response)
-
-    def _send(self, endpoint: SipEndpoint, event: RequestReceived, response: Response) -> None:
-        self.answered[response.status] = self.answered.get(response.status, 0) + 1
-        try:
-            endpoint.send_response(event.key, response)
-        except LocalProtocolError:
-            pass  # the transaction ended meanwhile (a CANCEL got there first)
-
-    def _on_request(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
-        request = event.request
-        if self.reject_unknown and not self.known_source(event.source):
-            self._answer(endpoint, event, 403)
-            return
-        answer = stateless_answer(request)
-        if answer is not None:
-            self._send(endpoint, event, answer)
-        elif request.method == "INVITE":
-            self._refuse_invite(endpoint, event)
-        else:
-            # BYE: no dialog exists before the B2BUA (RFC 3261 §15.1.2). CANCEL and ACK never
-            # reach here (the layer answers CANCEL; ACK is an AckReceived).
-            self._answer(endpoint, event, 481)
-
-    def _refuse_invite(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
-        # RFC 3261 §21.5.4: 503 with Retry-After makes a carrier try another route.
-        headers = [("Retry-After", str(self.retry_after))] if self.retry_after else []
-        self._answer(endpoint, event, 503, headers)
-        self._refused += 1
-        now = self.clock()
-        if self._refusal_logged is None or now - self._refusal_logged >= REFUSAL_LOG_INTERVAL:
-            log.warning(
-                "refused %d INVITE(s) with 503: the call engine is not built yet (issue 5)",
-                self._refused,
-            )
-            self._refused = 0
-            self._refusal_logged = now
+def outbound_networks(config: Config) -> list[str]:
+    """The trunks' outbound destinations written as IP literals: the callee side of a call
+    answers from them, so the listeners must let them through."""
+    found = []
+    for trunk in config.trunks:
+        for text in trunk.outbound:
+            try:
+                host = parse_destination(text, trunk.transport).host
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue  # a name: its addresses must be in the trunk's inbound networks
+            found.append(host)
+    return found
 
 
 # --- serve -------------------------------------------------------------------------------------
@@ -277,7 +201,6 @@ async def serve(
     sip = config.sip
     trunk_networks = [net for trunk in config.trunks for net in trunk.inbound]
     reject = sip.unknown_source == "reject"
-    application = SipApplication(trunk_networks, reject_unknown=reject, retry_after=sip.retry_after)
 
     signals: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
@@ -314,6 +237,8 @@ async def serve(
             if listening is not None:
                 listening("api", bound)
 
+        engine = B2BUA(config, store)
+        stack.push_async_callback(engine.close)
         layer = TransactionLayer(
             sip.timers,
             max_transactions=sip.max_transactions,
@@ -321,9 +246,9 @@ async def serve(
             overload_retry_after=sip.retry_after or None,
         )
         endpoint = SipEndpoint(
-            application.handle,
+            engine.handle,
             layer=layer,
-            allowed=_EVERYWHERE if reject else trunk_networks,
+            allowed=_EVERYWHERE if reject else trunk_networks + outbound_networks(config),
             max_datagram=sip.max_message_size,
             max_message=sip.max_message_size,
             idle_timeout=sip.tcp_idle_timeout,
@@ -357,9 +282,12 @@ async def serve(
         if ready is not None:
             ready()
         await stop.wait()
+        stats = engine.stats
         log.info(
-            "stopping: %s",
-            ", ".join(f"{status}x{count}" for status, count in sorted(application.answered.items()))
-            or "no SIP request answered",
+            "stopping: %d call(s) started, %d answered, %d active, %d rejected",
+            stats.calls_started,
+            stats.calls_answered,
+            stats.calls_active,
+            stats.calls_rejected,
         )
     log.info("stopped")

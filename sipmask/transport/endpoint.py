@@ -81,6 +81,13 @@ def parse_hostport(text: str) -> Address:
     return Address(host, int(port))
 
 
+def _family(host: str) -> int:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.AF_INET  # a name
+
+
 def format_hostport(address: Address) -> str:
     """Address -> 'host:port' with IPv6 literals in brackets (RFC 3261 §25.1)."""
     host = f"[{address.host}]" if ":" in address.host else address.host
@@ -125,6 +132,8 @@ class SipEndpoint:
             idle_timeout=idle_timeout,
         )
         self.tcp_listening: list[Address] = []
+        # (transport, address family, the address peers are told: advertise or bound)
+        self._advertised: list[tuple[str, int, Address]] = []
         self._flows: OrderedDict[Address, Flow] = OrderedDict()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -155,10 +164,30 @@ class SipEndpoint:
             )
             self.udp.append(listener)
             assert listener.local is not None
+            self._advertised.append(("udp", listener.family, listener.advertise))
             return listener.local
         bound = await self.tcp.listen(spec.bind, spec.advertise, ssl_context=ssl_context)
         self.tcp_listening.append(bound)
+        self._advertised.append(
+            (spec.transport, _family(bound.host), spec.advertise or bound)
+        )
         return bound
+
+    def local_address(self, transport: str, peer: Address | None = None) -> Address:
+        """The address sipmask names in Via and Contact for `transport` towards `peer`: the
+        advertised (or bound) address of the first listener of that transport and of the
+        peer's address family. Raises LookupError when there is no such listener."""
+        family = _family(peer.host) if peer is not None else None
+        fallback = None
+        for name, listener_family, address in self._advertised:
+            if name != transport:
+                continue
+            if family is None or listener_family == family:
+                return address
+            fallback = fallback or address
+        if fallback is None:
+            raise LookupError(f"no {transport} listener")
+        return fallback
 
     async def close(self) -> None:
         """Close every listener and connection and disarm the timer."""

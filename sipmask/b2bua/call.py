@@ -1,0 +1,130 @@
+"""The state of one masked call: its two legs and its record.
+
+A `Leg` is one SIP dialog seen from sipmask: the caller leg (A, sipmask is the UAS) or the
+callee leg (B, sipmask is the UAC). Each leg has its own Call-ID, tags, branches, CSeq space,
+Contact and SDP origin, so nothing of one leg's identifiers appears on the other. A `Call`
+pairs them with what the engine needs to relay between them and to write the call record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+from .._core import Request, Response, SdpOrigin
+from ..sip.dialog import Dialog, DialogSet
+from ..sip.events import Address, TransactionKey
+from ..store.model import Binding
+from .routing import Target, TrunkState
+
+
+def new_token(nbytes: int = 8) -> str:
+    return secrets.token_hex(nbytes)
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(10)
+
+
+class Side(enum.Enum):
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+class Phase(enum.Enum):
+    ROUTING = "routing"  # looking up the binding
+    CALLING = "calling"  # B leg INVITE sent
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+@dataclass(eq=False, slots=True)
+class Leg:
+    """One side of a call.
+
+    Attributes:
+        side: caller (A) or callee (B).
+        peer: where requests on this leg are sent (the caller's source address; the callee
+            destination): NAT-safe on A, through the trunk's address on B.
+        transport: udp, tcp or tls.
+        call_id, local_tag: this leg's own identifiers (the dialog's first two id parts).
+        origin: o= state of the SDP sipmask sends on this leg.
+        dialog: the confirmed (or early) dialog, once there is one.
+        via: Via template (no branch) of requests sipmask sends on this leg.
+        contact: sipmask's Contact on this leg.
+    """
+
+    side: Side
+    peer: Address
+    transport: str
+    call_id: str
+    local_tag: str
+    origin: SdpOrigin
+    via: str
+    contact: str
+    dialog: Dialog | None = None
+    refresh_deadline: float | None = None
+    session_interval: int = 0
+    we_refresh: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Relay:
+    """A request received on one leg and relayed on the other: its answer goes back."""
+
+    source: Leg
+    server_key: TransactionKey
+    request: Request
+    sent: Request
+
+
+@dataclass(eq=False)
+class Call:
+    """A masked call: the A leg, the B leg and the record."""
+
+    id: str
+    trunk: TrunkState
+    a_invite: Request
+    a_key: TransactionKey
+    a: Leg
+    dialled: str
+    caller: str
+    started_at: float
+    phase: Phase = Phase.ROUTING
+    binding: Binding | None = None
+    b: Leg | None = None
+    b_invite: Request | None = None
+    b_key: TransactionKey | None = None
+    b_dialogs: DialogSet = field(default_factory=DialogSet)
+    targets: list[Target] = field(default_factory=list)
+    target_index: int = 0
+    saw_provisional: bool = False
+    a_final_sent: bool = False
+    late_offer: bool = False
+    deferred_ack: tuple[Dialog, Response] | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    relays: dict[TransactionKey, Relay] = field(default_factory=dict)
+    answered_at: float | None = None
+    ended_at: float | None = None
+    status: str = "failed"
+    cause: str | None = None
+    counted: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.phase is Phase.ENDED
+
+    def other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+    def cancel_timer(self, name: str) -> None:
+        handle = self.timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_timers(self) -> None:
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()

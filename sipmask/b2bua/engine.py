@@ -1,0 +1,1072 @@
+"""The masking B2BUA: call control on top of the transaction layer, policy from the config,
+bindings from the store (issue 5).
+
+Theory of operation:
+
+- The engine is the `SipEndpoint`'s event callback. Every event is handled synchronously
+  except the one `await` per new call or chat message: the binding lookup in the store, run in
+  a task. Timers that belong to calls (ring timeout, Timer C, call-time limit, 2xx
+  retransmission, session timers) are loop handles owned by the call.
+- A new INVITE from a trunk: the layer has already sent 100 Trying. The dialled virtual number
+  and the caller's identity are read with the trunk's number rules (`numbers.py`); the binding
+  `(dialled, caller)` names the other party and the virtual number to present. The B leg is
+  *built*: fresh Call-ID, tags and branch, sipmask's Via and Contact, From = the virtual
+  number the callee knows, To = the callee, Max-Forwards one less than received, the
+  allow-listed headers (`masking.py`) and the SDP rebuilt through the core. Nothing else of the
+  A leg crosses, and the same holds for every response and in-dialog request in both
+  directions.
+- Responses from B: 18x are relayed on A's single early dialog (forks of B map onto it, RFC
+  3261 §13.2.2.4); a reliable 18x is PRACKed on B (100rel ends at sipmask); the first 2xx is
+  ACKed on B and relayed on A, where sipmask retransmits it until A's ACK (RFC 6026); a second
+  2xx from another fork is ACKed and BYEd. Failures are relayed with their status mapped (503
+  never crosses, RFC 3261 §16.7; 3xx would reveal a Contact and becomes 480); 408, 5xx and
+  503 move to the trunk's next destination when no provisional beyond 100 was seen.
+- CANCEL on A cancels B and answers 487; when B answers while the CANCEL crosses, that 2xx is
+  ACKed and BYEd. BYE on either leg is answered there and sent on the other. In-dialog
+  requests (re-INVITE, UPDATE, INFO, MESSAGE, OPTIONS...) are relayed and their final
+  responses relayed back; REFER is refused by the method list (405).
+- MESSAGE outside a dialog (RFC 3428) is bound and masked like a call; its text crosses.
+- Every call ends with a record (`Interaction`) in the store and one log line, numbers masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._core import Request, Response, SdpOrigin
+from ..config import Config
+from ..errors import LocalProtocolError, ParseError, SipError
+from ..privacy import mask_number
+from ..sip.dialog import Dialog
+from ..sip.events import (
+    AckReceived,
+    Address,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    SipEvent,
+    TransactionKey,
+    TransactionTerminated,
+    TransactionTimedOut,
+)
+from ..sip.responses import make_response
+from ..sip.transaction import client_key
+from ..sip.validate import options_response, stateless_answer, stateless_tag
+from ..store import SessionStore, StoreError
+from ..store.model import Binding, Interaction
+from ..transport.endpoint import SipEndpoint, format_hostport
+from . import numbers
+from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
+from .masking import (
+    SIPMASK_METHODS,
+    BodyRefused,
+    crossing_body,
+    crossing_headers,
+    has_sdp,
+    reason_value,
+    session_expires,
+    supported_tags,
+)
+from .routing import Router, Target, TrunkState
+
+log = logging.getLogger("sipmask.b2bua")
+
+ACCEPTED_TYPES = ("application/sdp", "multipart/mixed", "application/dtmf-relay",
+                  "application/dtmf", "text/plain")
+REQUIRE_SUPPORTED = ("timer",)
+"""Option tags a caller may Require: 100rel is answered 420 (sipmask sends no reliable
+provisionals on the caller leg; it PRACKs a callee's)."""
+HEADERS_ON_A = ()
+FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504})
+DESTINATION_DOWN_FOR = 30.0
+"""Seconds a destination that timed out is skipped by later calls (passive health)."""
+STATUS_OUTCOME = {486: "busy", 600: "busy", 487: "cancelled", 480: "no-answer", 408: "no-answer"}
+
+
+@dataclass(slots=True)
+class EngineStats:
+    calls_started: int = 0
+    calls_answered: int = 0
+    calls_active: int = 0
+    calls_rejected: int = 0
+    messages_relayed: int = 0
+
+
+class B2BUA:
+    """The call engine. Use `handle` as the endpoint's event callback.
+
+    Args:
+        config: the checked configuration (trunks, masking, calls, timers).
+        store: where bindings are looked up and call records kept.
+        clock: wall-clock seconds for call records (the loop's clock drives timers).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: SessionStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.router = Router(config)
+        self.allow = config.masking.allow_headers
+        self.stats = EngineStats()
+        self.endpoint: SipEndpoint | None = None
+        self.calls: set[Call] = set()
+        self._by_server: dict[TransactionKey, Call] = {}
+        self._by_client: dict[TransactionKey, Call] = {}
+        self._by_leg: dict[tuple[str, str], tuple[Call, Leg]] = {}
+        self._down: dict[Address, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
+        self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
+        self.reject_unknown = config.sip.unknown_source == "reject"
+        extra = [("User-Agent", config.masking.user_agent)] if config.masking.user_agent else []
+        self._ua_header = extra
+        self._server_header = (
+            [("Server", config.masking.user_agent)] if config.masking.user_agent else []
+        )
+
+    # --- the endpoint callback -----------------------------------------------------------------
+
+    def handle(self, endpoint: SipEndpoint, event: SipEvent) -> None:
+        self.endpoint = endpoint
+        if isinstance(event, RequestReceived):
+            if event.request.to_tag is None:
+                self._new_request(event)
+            else:
+                self._in_dialog(event)
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, AckReceived):
+            self._on_ack(event)
+        elif isinstance(event, CancelReceived):
+            call = self._by_server.get(event.invite_key)
+            if call is not None:
+                self._caller_cancelled(call)
+        elif isinstance(event, TransactionTimedOut):
+            self._on_timeout(event.key)
+        elif isinstance(event, TransactionTerminated):
+            self._by_server.pop(event.key, None)
+            self._by_client.pop(event.key, None)
+
+    async def close(self) -> None:
+        """End every call (BYE on answered legs) and wait for record writes."""
+        for call in list(self.calls):
+            self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
+
+    # --- helpers to send -------------------------------------------------------------------------
+
+    @property
+    def _ep(self) -> SipEndpoint:
+        assert self.endpoint is not None
+        return self.endpoint
+
+    def _respond(self, key: TransactionKey, response: Response) -> bool:
+        for name, value in self._server_header:
+            response.add_header(name, value)
+        try:
+            self._ep.send_response(key, response)
+            return True
+        except LocalProtocolError:
+            return False  # the transaction ended meanwhile (a CANCEL or timeout won)
+
+    def _reject(self, event: RequestReceived, status: int, headers: list[tuple[str, str]] | None
+                = None) -> None:
+        request = event.request
+        tag = stateless_tag(request)
+        self._respond(event.key, make_response(request, status, to_tag=tag, headers=headers or []))
+
+    def _send(self, call: Call | None, leg: Leg, request: Request) -> TransactionKey:
+        """Send a request on a leg (ACK included); index its transaction to the call."""
+        key = client_key(request)
+        if call is not None and request.method != "ACK":
+            self._by_client[key] = call
+        self._spawn(self._ep.send_request(request, leg.peer, transport=leg.transport))
+        return key
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed: %r", task.exception())
+
+    def _later(self, call: Call, name: str, delay: float, callback: Callable[[], None]) -> None:
+        call.cancel_timer(name)
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            call.timers.pop(name, None)
+            try:
+                callback()
+            except Exception:
+                log.exception("call %s: timer %s failed", call.id, name)
+
+        call.timers[name] = loop.call_later(delay, fire)
+
+    def _local(self, transport: str, peer: Address) -> str:
+        """sipmask's host:port as the peer should see it (advertised address)."""
+        return format_hostport(self._ep.local_address(transport, peer))
+
+    def _make_leg(self, side: Side, peer: Address, transport: str, call_id: str, user: str
+                  ) -> Leg:
+        hostport = self._local(transport, peer)
+        suffix = "" if transport == "udp" else f";transport={transport}"
+        return Leg(
+            side=side,
+            peer=peer,
+            transport=transport,
+            call_id=call_id,
+            local_tag=new_token(),
+            origin=SdpOrigin(self._ep.local_address(transport, peer).host),
+            via=f"SIP/2.0/{transport.upper()} {hostport};rport",
+            contact=f"<sip:{user}@{hostport}{suffix}>",
+        )
+
+    # --- new requests ----------------------------------------------------------------------------
+
+    def _new_request(self, event: RequestReceived) -> None:
+        request = event.request
+        trunk = self.router.trunk_for(event.source)
+        if trunk is None:
+            if request.method != "ACK":
+                self._reject(event, 403)
+            return
+        answer = stateless_answer(
+            request,
+            methods=SIPMASK_METHODS,
+            supported=REQUIRE_SUPPORTED,
+            accepted_types=ACCEPTED_TYPES,
+        )
+        if answer is not None:
+            if request.method == "OPTIONS":
+                answer = options_response(
+                    request, SIPMASK_METHODS, ("application/sdp",), REQUIRE_SUPPORTED
+                )
+            self._respond(event.key, answer)
+            return
+        method = request.method
+        if method == "INVITE":
+            self._new_call(event, trunk)
+        elif method == "MESSAGE":
+            self._spawn(self._new_message(event, trunk))
+        else:  # BYE, INFO, UPDATE, PRACK outside any dialog (RFC 3261 §12.2.2)
+            self._reject(event, 481)
+
+    def _identities(self, event: RequestReceived, trunk: TrunkState) -> tuple[str, str] | None:
+        request = event.request
+        dialled = numbers.dialled_number(request, trunk.rules)
+        caller = numbers.caller_identity(
+            request, trunk.rules, trusted=trunk.config.trusted_identity
+        )
+        if dialled is None or caller is None:
+            return None
+        return dialled, caller
+
+    def _new_call(self, event: RequestReceived, trunk: TrunkState) -> None:
+        request = event.request
+        if (request.max_forwards if request.max_forwards is not None else 70) <= 1:
+            self._reject(event, 483)  # the B leg would carry Max-Forwards 0 (RFC 3261 §16.6)
+            return
+        identities = self._identities(event, trunk)
+        if identities is None:
+            self.stats.calls_rejected += 1
+            self._reject(event, self.config.calls.reject_status)
+            return
+        loop = asyncio.get_running_loop()
+        if not trunk.admit(loop.time()):
+            self.stats.calls_rejected += 1
+            self._reject(event, 503, [("Retry-After", "5")])
+            return
+        dialled, caller = identities
+        transport = (request.top_via.transport.lower() if request.top_via else "udp")
+        transport = transport if transport in ("udp", "tcp", "tls") else "udp"
+        assert request.call_id is not None
+        a = self._make_leg(Side.CALLER, event.source, transport, request.call_id, dialled)
+        a.peer = event.source  # requests to the caller go where it sent from (NAT-safe)
+        call = Call(
+            id=new_token(6),
+            trunk=trunk,
+            a_invite=request,
+            a_key=event.key,
+            a=a,
+            dialled=dialled,
+            caller=caller,
+            started_at=self.clock(),
+        )
+        call.late_offer = not has_sdp(request)
+        trunk.active_calls += 1
+        call.counted = True
+        self.calls.add(call)
+        self.stats.calls_started += 1
+        self.stats.calls_active += 1
+        self._by_server[event.key] = call
+        self._by_leg[(a.call_id, a.local_tag)] = (call, a)
+        self._spawn(self._route(call))
+
+    async def _route(self, call: Call) -> None:
+        try:
+            binding = await self.store.lookup(call.dialled, call.caller)
+        except StoreError as exc:
+            log.warning("call %s: binding lookup failed: %s", call.id, exc)
+            self._fail(call, 500, "failed", "store")
+            return
+        if call.ended:
+            return  # cancelled while looking up
+        if binding is None:
+            await self._no_binding(call)
+            return
+        call.binding = binding
+        callee = binding.callee
+        if callee.key in self._pool_numbers:
+            self._fail(call, 482, "refused", "loop")  # a virtual number would loop back
+            return
+        try:
+            call.targets = await self.router.targets(callee.route, call.trunk)
+        except (ValueError, OSError) as exc:
+            log.warning("call %s: no route for the callee: %s", call.id, exc)
+            self._fail(call, 500, "failed", "route")
+            return
+        if call.ended:
+            return
+        call.targets = self._live_first(call.targets)
+        if not call.targets:
+            self._fail(call, 480, "failed", "no-route")
+            return
+        self._arm_ringing(call, binding)
+        self._start_b(call)
+
+    async def _no_binding(self, call: Call) -> None:
+        calls = self.config.calls
+        if calls.no_binding == "fallback" and calls.fallback:
+            try:
+                call.targets = [await self.router._uri_target(calls.fallback)]
+            except (ValueError, OSError):
+                call.targets = []
+            if call.targets and not call.ended:
+                self._arm_ringing(call, None)
+                self._start_b(call)
+                return
+        self.stats.calls_rejected += 1
+        self._fail(call, calls.reject_status, "refused", "no-binding")
+
+    def _live_first(self, targets: list[Target]) -> list[Target]:
+        now = asyncio.get_running_loop().time()
+        live = [t for t in targets if self._down.get(t.address, 0.0) <= now]
+        return live + [t for t in targets if t not in live]
+
+    def _arm_ringing(self, call: Call, binding: Binding | None) -> None:
+        calls = self.config.calls
+        ring = (binding.ring_timeout if binding and binding.ring_timeout else calls.ring_timeout)
+        self._later(call, "ring", ring, lambda: self._give_up(call, 480, "no-answer", "ring"))
+        self._later(call, "timer_c", calls.timer_c,
+                    lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+
+    # --- the B leg ----------------------------------------------------------------------------
+
+    def _presented(self, call: Call) -> str:
+        return call.binding.caller_id if call.binding is not None else call.dialled
+
+    def _start_b(self, call: Call) -> None:
+        target = call.targets[call.target_index]
+        presented = self._presented(call)
+        if call.b is None:
+            call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
+                                    new_token(16), presented)
+            self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
+        else:
+            call.b.peer = target.address
+            call.b.transport = target.transport
+            hostport = self._local(target.transport, target.address)
+            call.b.via = f"SIP/2.0/{target.transport.upper()} {hostport};rport"
+        b = call.b
+        invite = self._build_b_invite(call, target, presented)
+        if invite is None:
+            return
+        call.b_invite = invite
+        call.phase = Phase.CALLING
+        call.saw_provisional = False
+        call.b_key = self._send(call, b, invite)
+
+    def _build_b_invite(self, call: Call, target: Target, presented: str) -> Request | None:
+        b = call.b
+        assert b is not None
+        a_invite = call.a_invite
+        callee = call.binding.callee.key if call.binding is not None else None
+        if target.fixed_uri is not None:
+            uri = target.fixed_uri
+        else:
+            suffix = "" if target.transport == "udp" else f";transport={target.transport}"
+            user = callee if callee is not None and "@" not in callee else (
+                callee.split("@", 1)[0] if callee else call.dialled)
+            phone = ";user=phone" if user.startswith("+") else ""
+            uri = f"sip:{user}@{target.uri_host}{suffix}{phone}"
+        to_uri = uri.split(";", 1)[0] if target.fixed_uri is None else uri
+        local_host = self._local(target.transport, target.address)
+        display = self.config.masking.display_name
+        from_value = (f'"{display}" ' if display else "") + f"<sip:{presented}@{local_host}>"
+        try:
+            body = crossing_body(a_invite, "INVITE", b.origin)
+        except (BodyRefused, ParseError):
+            self._fail(call, 488, "failed", "sdp")
+            return None
+        mf = a_invite.max_forwards if a_invite.max_forwards is not None else 70
+        cseq = 1 if call.b_invite is None else (call.b_invite.cseq.number + 1)  # type: ignore[union-attr]
+        fields = [
+            ("Via", f"{b.via};branch={new_branch()}"),
+            ("Max-Forwards", str(mf - 1)),
+            ("From", f"{from_value};tag={b.local_tag}"),
+            ("To", f"<{to_uri}>"),
+            ("Call-ID", b.call_id),
+            ("CSeq", f"{cseq} INVITE"),
+            ("Contact", b.contact),
+            ("Allow", ", ".join(SIPMASK_METHODS)),
+        ]
+        crossing = [h for h in crossing_headers(a_invite, self.allow) if h[0] != "Supported"]
+        supported = set(supported_tags(a_invite)) | {"100rel", "timer"}
+        fields.append(("Supported", ", ".join(sorted(supported))))
+        if not any(name == "Session-Expires" for name, _ in crossing):
+            crossing.append(("Session-Expires", str(self.config.calls.session_expires)))
+        fields += crossing
+        trunk = self.router.by_name.get(target.trunk or "")
+        if trunk is not None and trunk.config.assert_identity:
+            fields.append(("P-Asserted-Identity", f"<sip:{presented}@{local_host};user=phone>"))
+        fields += self._ua_header
+        fields += body.headers()
+        return Request("INVITE", uri, fields, body.data)
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        key = event.key
+        response = event.response
+        waiter = self._message_waiters.get(key)
+        if waiter is not None:
+            if response.status >= 200 and not waiter.done():
+                waiter.set_result(response.status)
+            return
+        call = self._by_client.get(key)
+        if call is None:
+            if event.retransmission:  # a 2xx after the INVITE transaction ended
+                self._resend_ack(response)
+            return
+        if key == call.b_key:
+            self._b_invite_response(call, response, event.retransmission)
+            return
+        relay = call.relays.get(key)
+        if relay is not None:
+            self._relayed_response(call, key, relay, response, event.retransmission)
+            return
+        # PRACK, UPDATE refreshes, BYE we originated: a 2xx to a refresh re-arms its timer.
+        if (response.cseq and response.cseq.method == "UPDATE" and 200 <= response.status < 300):
+            leg = self._leg_of_response(call, response)
+            if leg is not None:
+                self._schedule_refresh(call, leg)
+
+    def _leg_of_response(self, call: Call, response: Response) -> Leg | None:
+        entry = self._by_leg.get((response.call_id or "", response.from_tag or ""))
+        return entry[1] if entry is not None and entry[0] is call else None
+
+    def _resend_ack(self, response: Response) -> None:
+        entry = self._by_leg.get((response.call_id or "", response.from_tag or ""))
+        if entry is None:
+            return
+        call, leg = entry
+        dialog = call.b_dialogs.for_response(response) if leg.side is Side.CALLEE else leg.dialog
+        if dialog is not None:
+            ack = dialog.ack_for_retransmitted_2xx(response)
+            if ack is not None:
+                self._send(None, leg, ack)
+
+    def _b_invite_response(self, call: Call, response: Response, retransmission: bool) -> None:
+        status = response.status
+        b = call.b
+        assert b is not None and call.b_invite is not None
+        if status == 100:
+            return
+        dialog = None
+        if status < 300:
+            try:
+                dialog = call.b_dialogs.receive_response(
+                    call.b_invite, response, new_branch=new_branch, via=b.via
+                )
+            except (ParseError, LocalProtocolError):
+                dialog = None
+        if status < 200:
+            self._b_provisional(call, response, dialog)
+        elif status < 300:
+            self._b_answered(call, response, dialog, retransmission)
+        else:
+            self._b_failed(call, response)
+
+    def _b_provisional(self, call: Call, response: Response, dialog: Dialog | None) -> None:
+        call.saw_provisional = True
+        if not call.ended and call.phase is Phase.CALLING:
+            self._later(call, "timer_c", self.config.calls.timer_c,
+                        lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+        rseq = response.header("rseq")
+        if dialog is not None and rseq is not None and "100rel" in [
+            t.strip().lower() for t in response.headers("require")
+        ]:
+            cseq = response.cseq
+            assert cseq is not None
+            prack = dialog.create_request(
+                "PRACK", headers=[("RAck", f"{rseq.strip()} {cseq.number} INVITE")]
+            )
+            assert call.b is not None
+            self._send(call, call.b, prack)
+        if call.a_final_sent or call.ended:
+            return
+        status = response.status if response.status in (180, 181, 182, 183) else 183
+        try:
+            body = crossing_body(response, "INVITE", call.a.origin)
+        except (BodyRefused, ParseError):
+            body = crossing_body(Response(status, ""), "INVITE", call.a.origin)
+        a_dialog = self._a_dialog(call)
+        if a_dialog is None:
+            return
+        relayed = a_dialog.create_response(
+            call.a_invite, status, headers=body.headers(), body=body.data
+        )
+        self._respond(call.a_key, relayed)
+
+    def _a_dialog(self, call: Call) -> Dialog | None:
+        if call.a.dialog is None:
+            try:
+                call.a.dialog = Dialog.from_uas(
+                    call.a_invite,
+                    call.a.local_tag,
+                    call.a.contact,
+                    via=call.a.via,
+                    new_branch=new_branch,
+                )
+            except (ParseError, LocalProtocolError):
+                return None
+        return call.a.dialog
+
+    def _b_answered(
+        self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool
+    ) -> None:
+        b = call.b
+        assert b is not None
+        if dialog is None:
+            return
+        answered = b.dialog
+        if retransmission or answered is dialog:
+            ack = dialog.ack_for_retransmitted_2xx(response)
+            if ack is not None:
+                self._send(None, b, ack)
+            return
+        if answered is not None or call.ended or call.a_final_sent:
+            # A second fork answered, or the caller is gone (CANCEL crossed the 200): ACK it
+            # and end it at once (RFC 3261 §13.2.2.4, §9.1).
+            self._send(None, b, dialog.create_ack(response))
+            self._send(None, b, dialog.create_request("BYE"))
+            dialog.terminate()
+            return
+        b.dialog = dialog
+        call.b_dialogs.terminate_early(dialog.id.call_id, dialog.id.local_tag)
+        dialog.confirm()
+        if call.late_offer:
+            call.deferred_ack = (dialog, response)  # the ACK carries the caller's answer
+        else:
+            self._send(None, b, dialog.create_ack(response))
+        a_dialog = self._a_dialog(call)
+        if a_dialog is None:
+            self._hang_up(call, None, "failed")
+            return
+        try:
+            body = crossing_body(response, "INVITE", call.a.origin)
+        except (BodyRefused, ParseError):
+            self._hang_up(call, None, "failed", reason="SIP;cause=488")
+            return
+        headers = body.headers() + [("Allow", ", ".join(SIPMASK_METHODS))]
+        headers += self._timer_headers_for_a(call)
+        final = a_dialog.create_response(call.a_invite, 200, headers=headers, body=body.data)
+        call.a_final_sent = True
+        call.phase = Phase.ANSWERED
+        call.answered_at = self.clock()
+        self.stats.calls_answered += 1
+        call.cancel_timer("ring")
+        call.cancel_timer("timer_c")
+        self._respond(call.a_key, final)
+        self._retransmit_2xx(call, call.a, call.a_key, final)
+        limit = call.binding.call_time_limit if call.binding else None
+        limit = limit or self.config.calls.max_duration
+        if limit:
+            self._later(call, "limit", limit, lambda: self._hang_up(
+                call, None, "completed", reason="Q.850;cause=102", cause="time-limit"))
+        self._session_timer_from_2xx(call, b, response)
+
+    def _b_failed(self, call: Call, response: Response) -> None:
+        status = response.status
+        if call.ended or call.a_final_sent:
+            if not call.ended and call.b is not None and call.b.dialog is None:
+                self._finish(call)
+            return
+        if (
+            status in FAILOVER_STATUSES
+            and not call.saw_provisional
+            and call.target_index + 1 < len(call.targets)
+        ):
+            call.target_index += 1
+            self._start_b(call)
+            return
+        mapped = map_failure(status)
+        outcome = STATUS_OUTCOME.get(mapped, "failed")
+        reason = reason_value(response)
+        self._fail(call, mapped, outcome, str(status), reason=reason)
+
+    def _on_timeout(self, key: TransactionKey) -> None:
+        waiter = self._message_waiters.get(key)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(408)
+        call = self._by_client.get(key)
+        if call is None:
+            return
+        if key == call.b_key:
+            if call.b is not None:
+                self._down[call.b.peer] = asyncio.get_running_loop().time() + DESTINATION_DOWN_FOR
+            if call.a_final_sent or call.ended:
+                self._finish(call)
+            elif call.target_index + 1 < len(call.targets) and not call.saw_provisional:
+                call.target_index += 1
+                self._start_b(call)
+            else:
+                self._fail(call, 408, "no-answer", "timer-b")
+            return
+        relay = call.relays.pop(key, None)
+        if relay is not None:
+            self._answer_relay(relay, 408)
+        elif key.method == "BYE":
+            self._finish(call)
+
+    # --- the caller's side -------------------------------------------------------------------
+
+    def _caller_cancelled(self, call: Call) -> None:
+        if call.a_final_sent:
+            return
+        self._fail(call, 487, "cancelled", "cancel")
+
+    def _give_up(self, call: Call, status: int, outcome: str, cause: str) -> None:
+        """Ring timeout or Timer C: cancel B, answer A."""
+        if call.a_final_sent or call.ended:
+            return
+        self._fail(call, status, outcome, cause)
+
+    def _fail(self, call: Call, status: int, outcome: str, cause: str,
+              reason: str | None = None) -> None:
+        """Answer the caller's INVITE with a failure, cancel the B leg, end the call."""
+        if call.b_key is not None and not call.ended:
+            try:
+                self._ep.layer.send_cancel(call.b_key, self._ep.now())
+            except LocalProtocolError:
+                pass  # the INVITE transaction already ended
+        if not call.a_final_sent:
+            call.a_final_sent = True
+            headers = [("Reason", reason)] if reason else []
+            if status == 503:
+                headers.append(("Retry-After", "5"))
+            dialog = call.a.dialog
+            if dialog is not None:
+                response = dialog.create_response(call.a_invite, status, headers=headers)
+            else:
+                response = make_response(call.a_invite, status, to_tag=call.a.local_tag,
+                                         headers=headers)
+            self._respond(call.a_key, response)
+        call.status, call.cause = outcome, cause
+        self._finish(call)
+
+    # --- in-dialog requests ------------------------------------------------------------------
+
+    def _in_dialog(self, event: RequestReceived) -> None:
+        request = event.request
+        entry = self._by_leg.get((request.call_id or "", request.to_tag or ""))
+        if entry is None:
+            answer = stateless_answer(request, methods=SIPMASK_METHODS,
+                                      supported=REQUIRE_SUPPORTED, accepted_types=ACCEPTED_TYPES)
+            self._respond(event.key, answer or make_response(request, 481))
+            return
+        call, leg = entry
+        answer = stateless_answer(request, methods=SIPMASK_METHODS,
+                                  supported=REQUIRE_SUPPORTED, accepted_types=ACCEPTED_TYPES)
+        if answer is not None and request.method != "OPTIONS":
+            self._respond(event.key, answer)
+            return
+        dialog = leg.dialog
+        if leg.side is Side.CALLEE and dialog is None:
+            dialog = call.b_dialogs.for_request(request)
+        if dialog is None:
+            self._respond(event.key, make_response(request, 481))
+            return
+        verdict = dialog.receive_request(request)
+        if verdict is not None:
+            self._respond(event.key, verdict)
+            return
+        method = request.method
+        if method == "BYE":
+            self._respond(event.key, dialog.create_response(request, 200))
+            if call.phase is Phase.ANSWERED:
+                self._hang_up(call, leg, "completed", reason=reason_value(request),
+                              cause=f"bye-{leg.side.value}")
+            elif leg.side is Side.CALLER:
+                self._fail(call, 487, "cancelled", "bye-caller")
+            return
+        if method == "OPTIONS":
+            self._respond(event.key, dialog.create_response(
+                request, 200, headers=[("Allow", ", ".join(SIPMASK_METHODS))]))
+            return
+        if method == "PRACK":
+            # sipmask sends no reliable provisionals, so nothing to acknowledge (RFC 3262 §3).
+            self._respond(event.key, dialog.create_response(request, 481))
+            return
+        if method in ("INVITE", "UPDATE"):
+            self._touch_refresh(call, leg)
+        self._relay(call, leg, event, dialog)
+
+    def _relay(self, call: Call, leg: Leg, event: RequestReceived, dialog: Dialog) -> None:
+        request = event.request
+        method = request.method
+        other = call.other(leg)
+        target = other.dialog if other is not None else None
+        if other is None or target is None or call.phase is not Phase.ANSWERED:
+            # In an early dialog there is nothing to relay to yet (UPDATE/INFO before 200).
+            self._respond(event.key, dialog.create_response(request, 491 if method in (
+                "INVITE", "UPDATE") else 481))
+            return
+        try:
+            body = crossing_body(request, method, other.origin)
+        except BodyRefused as refused:
+            self._respond(event.key, dialog.create_response(
+                request, 415, headers=[("Accept", ", ".join(refused.accept))]))
+            return
+        except ParseError:
+            self._respond(event.key, dialog.create_response(request, 400, "Bad Request (SDP)"))
+            return
+        headers = crossing_headers(request, self.allow) + self._ua_header + body.headers()
+        try:
+            sent = target.create_request(method, headers=headers, body=body.data)
+        except LocalProtocolError:
+            self._respond(event.key, dialog.create_response(
+                request, 491 if method == "INVITE" else 500))
+            return
+        key = self._send(call, other, sent)
+        call.relays[key] = Relay(leg, event.key, request, sent)
+
+    def _relayed_response(self, call: Call, key: TransactionKey, relay: Relay,
+                          response: Response, retransmission: bool) -> None:
+        other = call.other(relay.source)
+        assert other is not None and other.dialog is not None
+        status = response.status
+        method = relay.sent.method
+        if status < 200:
+            return  # provisionals of relayed requests stay on their leg
+        if method == "INVITE" and status < 300:
+            other.dialog.receive_response(response)
+            if retransmission:
+                ack = other.dialog.ack_for_retransmitted_2xx(response)
+                if ack is not None:
+                    self._send(None, other, ack)
+                return
+            if has_sdp(relay.request) or not has_sdp(response):
+                self._send(None, other, other.dialog.create_ack(response))
+            else:
+                call.deferred_ack = (other.dialog, response)
+        else:
+            other.dialog.receive_response(response)
+        call.relays.pop(key, None)
+        self._answer_relay(relay, status, response)
+        if status in (408, 481) and call.phase is Phase.ANSWERED:
+            self._hang_up(call, other, "completed", cause=f"{status}-{other.side.value}")
+
+    def _answer_relay(self, relay: Relay, status: int, response: Response | None = None) -> None:
+        source = relay.source
+        dialog = source.dialog
+        call = self._by_leg.get((source.call_id, source.local_tag))
+        if dialog is None or call is None:
+            return
+        method = relay.request.method
+        headers: list[tuple[str, str]] = []
+        data = b""
+        if response is not None:
+            try:
+                body = crossing_body(response, method, source.origin)
+            except (BodyRefused, ParseError):
+                body = crossing_body(Response(status, ""), method, source.origin)
+            headers = crossing_headers(response, self.allow) + body.headers()
+            data = body.data
+        status = map_failure(status) if status >= 300 else status
+        answer = dialog.create_response(relay.request, status, headers=headers, body=data)
+        if not self._respond(relay.server_key, answer):
+            return
+        if method == "INVITE" and 200 <= status < 300:
+            self._retransmit_2xx(call[0], source, relay.server_key, answer)
+
+    def _on_ack(self, event: AckReceived) -> None:
+        request = event.request
+        entry = self._by_leg.get((request.call_id or "", request.to_tag or ""))
+        if entry is None:
+            return
+        call, leg = entry
+        dialog = leg.dialog
+        if dialog is None:
+            return
+        dialog.receive_request(request)
+        pending = call.deferred_ack
+        other = call.other(leg)
+        if pending is not None and other is not None:
+            call.deferred_ack = None
+            target_dialog, response = pending
+            try:
+                body = crossing_body(request, "ACK", other.origin)
+            except (BodyRefused, ParseError):
+                body = crossing_body(Response(200, ""), "ACK", other.origin)
+            self._send(None, other, target_dialog.create_ack(
+                response, headers=body.headers(), body=body.data))
+
+    # --- 2xx retransmission (RFC 6026) and session timers (RFC 4028) -------------------------
+
+    def _retransmit_2xx(self, call: Call, leg: Leg, key: TransactionKey, response: Response
+                        ) -> None:
+        if leg.transport != "udp":
+            return
+        timers = self.config.sip.timers
+        cseq = response.cseq.number if response.cseq else 0
+        name = f"2xx-{leg.side.value}-{cseq}"
+        state = {"interval": timers.t1, "elapsed": 0.0}
+
+        def again() -> None:
+            dialog = leg.dialog
+            if dialog is None or dialog.awaiting_ack != cseq or call.ended:
+                return
+            if state["elapsed"] >= 64 * timers.t1:
+                # RFC 3261 §13.3.1.4: no ACK, the dialog ends with a BYE.
+                self._hang_up(call, None, "failed", reason="SIP;cause=408", cause="no-ack")
+                return
+            if not self._respond(key, response):
+                return
+            state["elapsed"] += state["interval"]
+            state["interval"] = min(2 * state["interval"], timers.t2)
+            self._later(call, name, state["interval"], again)
+
+        self._later(call, name, timers.t1, again)
+
+    def _timer_headers_for_a(self, call: Call) -> list[tuple[str, str]]:
+        """Session-Expires in the 200 to the caller: its own interval, the caller refreshes
+        (RFC 4028 §9); sipmask only watches that refreshes come."""
+        interval, _ = session_expires(call.a_invite)
+        if not interval:
+            return []
+        call.a.session_interval = interval
+        call.a.we_refresh = False
+        self._touch_refresh(call, call.a)
+        headers = [("Session-Expires", f"{interval};refresher=uac")]
+        if "timer" in supported_tags(call.a_invite):
+            headers.append(("Require", "timer"))
+        return headers
+
+    def _session_timer_from_2xx(self, call: Call, leg: Leg, response: Response) -> None:
+        interval, refresher = session_expires(response)
+        if not interval:
+            return
+        leg.session_interval = interval
+        leg.we_refresh = refresher == "uac"
+        if leg.we_refresh:
+            self._schedule_refresh(call, leg)
+        else:
+            self._touch_refresh(call, leg)
+
+    def _schedule_refresh(self, call: Call, leg: Leg) -> None:
+        if not leg.session_interval or not leg.we_refresh:
+            return
+
+        def refresh() -> None:
+            if leg.dialog is None or call.ended:
+                return
+            try:
+                update = leg.dialog.create_request("UPDATE", headers=[
+                    ("Session-Expires", f"{leg.session_interval};refresher=uac"),
+                    ("Supported", "timer")])
+            except LocalProtocolError:
+                return
+            self._send(call, leg, update)
+            self._touch_refresh(call, leg, expect_only=True)
+
+        self._later(call, f"refresh-{leg.side.value}", leg.session_interval / 2, refresh)
+
+    def _touch_refresh(self, call: Call, leg: Leg, expect_only: bool = False) -> None:
+        """A refresh arrived (or was sent): the session lives another interval; a session
+        with no refresh in time is stale and torn down (RFC 4028 §10)."""
+        if not leg.session_interval:
+            return
+        grace = min(32.0, leg.session_interval / 3)
+        self._later(call, f"expire-{leg.side.value}", leg.session_interval + grace,
+                    lambda: self._hang_up(call, None, "completed", reason="SIP;cause=408",
+                                          cause="session-expired"))
+
+    # --- ending --------------------------------------------------------------------------------
+
+    def _hang_up(self, call: Call, by: Leg | None, outcome: str, *, reason: str | None = None,
+                 cause: str | None = None) -> None:
+        """BYE every answered leg but `by` (which hung up), then end the call."""
+        if call.ended:
+            return
+        if call.phase is not Phase.ANSWERED:
+            self._fail(call, 480 if by is None else 487, outcome, cause or "hangup")
+            return
+        headers = [("Reason", reason)] if reason else []
+        for leg in (call.a, call.b):
+            if leg is None or leg is by or leg.dialog is None or leg.dialog.is_terminated:
+                continue
+            try:
+                bye = leg.dialog.create_request("BYE", headers=headers + self._ua_header)
+            except LocalProtocolError:
+                continue
+            self._send(call, leg, bye)
+            leg.dialog.terminate()
+        call.status = outcome if call.answered_at is None else "completed"
+        call.cause = cause or (f"bye-{by.side.value}" if by is not None else outcome)
+        self._finish(call)
+
+    def _finish(self, call: Call) -> None:
+        if call.ended:
+            return
+        call.phase = Phase.ENDED
+        call.ended_at = self.clock()
+        call.cancel_timers()
+        self.calls.discard(call)
+        self.stats.calls_active -= 1
+        if call.counted:
+            call.trunk.active_calls -= 1
+        # Keep the legs findable a little longer: late BYE answers, retransmitted 2xx.
+        loop = asyncio.get_running_loop()
+        loop.call_later(32.0, self._forget, call)
+        self._record(call)
+
+    def _forget(self, call: Call) -> None:
+        for leg in (call.a, call.b):
+            if leg is not None:
+                self._by_leg.pop((leg.call_id, leg.local_tag), None)
+        self._by_server.pop(call.a_key, None)
+        for key in [k for k, c in self._by_client.items() if c is call]:
+            del self._by_client[key]
+
+    def _record(self, call: Call) -> None:
+        binding = call.binding
+        duration = (
+            (call.ended_at or 0.0) - call.answered_at if call.answered_at is not None else 0.0
+        )
+        log.info(
+            "call %s %s: caller %s dialled %s, callee %s, cause %s, %.1f s answered",
+            call.id,
+            call.status,
+            mask_number(call.caller),
+            call.dialled,
+            mask_number(binding.callee.key) if binding else "-",
+            call.cause or "-",
+            duration,
+        )
+        if binding is None:
+            return
+        record = Interaction(
+            id=call.id,
+            session_id=binding.session_id,
+            caller=binding.caller.key,
+            callee=binding.callee.key,
+            dialled=call.dialled,
+            presented=binding.caller_id,
+            started_at=call.started_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+            status=call.status,
+            cause=call.cause,
+        )
+        self._spawn(self._save(record))
+
+    async def _save(self, record: Interaction) -> None:
+        try:
+            await self.store.record_interaction(record)
+        except (StoreError, SipError) as exc:
+            log.warning("call %s: record not kept: %s", record.id, exc)
+
+    # --- chat (RFC 3428) -----------------------------------------------------------------------
+
+    async def _new_message(self, event: RequestReceived, trunk: TrunkState) -> None:
+        request = event.request
+        identities = self._identities(event, trunk)
+        if identities is None:
+            self._reject(event, self.config.calls.reject_status)
+            return
+        dialled, caller = identities
+        try:
+            binding = await self.store.lookup(dialled, caller)
+        except StoreError:
+            self._reject(event, 500)
+            return
+        if binding is None:
+            self._reject(event, self.config.calls.reject_status)
+            return
+        try:
+            targets = await self.router.targets(binding.callee.route, trunk)
+        except (ValueError, OSError):
+            targets = []
+        if not targets:
+            self._reject(event, 480)
+            return
+        target = targets[0]
+        leg = self._make_leg(Side.CALLEE, target.address, target.transport, new_token(16),
+                             binding.caller_id)
+        try:
+            body = crossing_body(request, "MESSAGE", leg.origin)
+        except BodyRefused as refused:
+            self._reject(event, 415, [("Accept", ", ".join(refused.accept))])
+            return
+        callee = binding.callee.key
+        user = callee.split("@", 1)[0]
+        uri = target.fixed_uri or f"sip:{user}@{target.uri_host}"
+        local_host = self._local(target.transport, target.address)
+        message = Request("MESSAGE", uri, [
+            ("Via", f"{leg.via};branch={new_branch()}"),
+            ("Max-Forwards", str(max((request.max_forwards or 70) - 1, 1))),
+            ("From", f"<sip:{binding.caller_id}@{local_host}>;tag={leg.local_tag}"),
+            ("To", f"<{uri.split(';', 1)[0]}>"),
+            ("Call-ID", leg.call_id),
+            ("CSeq", "1 MESSAGE"),
+            *self._ua_header,
+            *body.headers(),
+        ], body.data)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._message_waiters[client_key(message)] = waiter
+        self._send(None, leg, message)
+        try:
+            status = await asyncio.wait_for(waiter, 64 * self.config.sip.timers.t1 + 1)
+        except asyncio.TimeoutError:
+            status = 408
+        finally:
+            self._message_waiters.pop(client_key(message), None)
+        self.stats.messages_relayed += 1
+        self._reject(event, map_failure(status) if status >= 300 else status)
+
+
+def map_failure(status: int) -> int:
+    """The status relayed to the other leg for a failure (RFC 3261 §16.7: a 503 would make
+    the caller's carrier take sipmask out of service; a 3xx would reveal a Contact; a
+    challenge or an extension problem concerns sipmask's own leg)."""
+    if status == 503:
+        return 500
+    if 300 <= status < 400:
+        return 480
+    if status in (401, 407, 420, 421, 422, 423, 494):
+        return 500
+    return status
