@@ -10,13 +10,12 @@ Theory of operation:
 - Run: `ready()` is called once everything listens. `store.expire()` runs every
   `EXPIRE_INTERVAL` seconds. The process stops when `stop` is set or on SIGTERM/SIGINT
   (handlers are installed only when `serve` runs on the main thread).
-- Stop: SIP listeners first (no new traffic), then the API, then the store. There is no
-  drain yet: calls do not exist yet (issue 5).
-- SIP, until the B2BUA lands (issue 5): a request from outside every trunk's `inbound`
-  networks is dropped by the listeners (`unknown_source = "drop"`) or answered 403
-  (`"reject"`); then `check_request`'s verdict; OPTIONS is answered 200 with Allow (carrier
-  keep-alives); INVITE gets 503 with Retry-After (the layer has sent 100 Trying); BYE gets
-  481 (no dialog exists); CANCEL is answered by the transaction layer; ACK is absorbed.
+- Stop: SIP listeners first (no new traffic), then the call engine (calls still up get a
+  BYE), then the API, then the store. Draining calls on SIGTERM is issue 7.
+- SIP: the masking B2BUA (`sipmask.b2bua`) is the endpoint's event callback. A request from
+  outside every trunk's `inbound` networks is dropped by the listeners (`unknown_source =
+  "drop"`; the trunks' outbound IP destinations are let through, their answers are needed)
+  or answered 403 (`"reject"`).
 
 Privacy: log lines name methods, statuses and addresses, never a number; `configure_logging`
 masks every number-like run in whatever reaches the log (`mask_numbers_in`) unless

@@ -34,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from .._core import Request, Response, SdpOrigin
 from ..config import Config
@@ -124,7 +125,7 @@ class B2BUA:
         self._by_client: dict[TransactionKey, Call] = {}
         self._by_leg: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._down: dict[Address, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
@@ -194,12 +195,12 @@ class B2BUA:
         self._spawn(self._ep.send_request(request, leg.peer, transport=leg.transport))
         return key
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed: %r", task.exception())
@@ -571,6 +572,13 @@ class B2BUA:
         if answered is not None or call.ended or call.a_final_sent:
             # A second fork answered, or the caller is gone (CANCEL crossed the 200): ACK it
             # and end it at once (RFC 3261 §13.2.2.4, §9.1).
+            if dialog.is_terminated:  # an early dialog ended when the first fork answered
+                assert call.b_invite is not None
+                try:
+                    dialog = Dialog.from_uac(call.b_invite, response, new_branch=new_branch,
+                                             via=b.via)
+                except (ParseError, LocalProtocolError):
+                    return
             self._send(None, b, dialog.create_ack(response))
             self._send(None, b, dialog.create_request("BYE"))
             dialog.terminate()

@@ -1,7 +1,7 @@
 """`sipmask run` as an operator starts it: a real process (`python -m sipmask run -c FILE`) on
 127.0.0.1 with ports of its choosing (port 0 in the config; it prints `listening <kind> <host>
-<port>` per listener, then `ready`). Over real sockets: OPTIONS keep-alives, INVITE refused
-with 503 until the call engine lands, the other methods' verdicts, the API, SIGTERM, bad
+<port>` per listener, then `ready`). Over real sockets: OPTIONS keep-alives, INVITE and MESSAGE
+without a session refused with 404, the other methods' verdicts, the API, SIGTERM, bad
 configurations, and the embedded default. No output may carry a real number in full."""
 
 from __future__ import annotations
@@ -302,13 +302,13 @@ def test_options_keepalive_gets_200_with_allow(server, udp):
     assert responses[0].to_tag
 
 
-def test_invite_gets_100_then_503_with_retry_after(server, udp):
+def test_invite_without_a_session_gets_100_then_404(server, udp):
     port = server.ports["udp"]
     responses = exchange(udp, port, "INVITE", "invite1")
-    assert [r.status for r in responses] == [100, 503]
+    assert [r.status for r in responses] == [100, 404]
     final = responses[-1]
-    assert final.reason == "Service Unavailable"
-    assert final.header("retry-after") == "5"
+    assert final.reason == "Not Found"
+    assert final.header("retry-after") is None
     # RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, same branch; it is absorbed.
     ack = sip_request(
         "ACK",
@@ -325,7 +325,8 @@ def test_invite_gets_100_then_503_with_retry_after(server, udp):
     ("method", "to_tag", "status"),
     [
         pytest.param("BYE", "gone", 481, id="bye-no-dialog-481"),
-        pytest.param("MESSAGE", None, 405, id="known-unserved-405"),
+        pytest.param("REFER", None, 405, id="known-unserved-405"),
+        pytest.param("MESSAGE", None, 404, id="message-no-session-404"),
         pytest.param("FROBNICATE", None, 501, id="unknown-501"),
     ],
 )
@@ -426,7 +427,7 @@ def test_sigterm_stops_cleanly_and_logs_no_number(tmp_path, udp):
         status = handle.stop()
     output = handle.output()
     assert status == 0, output
-    assert "refused 1 INVITE(s) with 503" in output  # logged, once
+    assert "1 rejected" in output  # the call without a session, counted at stop
     assert "Traceback" not in output
     assert_no_real_number(output)
     assert (tmp_path / "data").is_dir()  # the memory store's journal
