@@ -673,6 +673,13 @@ def _semantic(
         if any(c in value for c in '"\\') or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             err(f"masking.{field_name}", "no quotes, backslashes or control characters")
 
+    calls = config.calls
+    if calls.fallback is not None:
+        if not calls.fallback.lower().startswith(("sip:", "sips:")):
+            err("calls.fallback", "must be a sip: or sips: URI")
+    elif calls.no_binding == "fallback":
+        err("calls.fallback", 'no_binding = "fallback" needs a fallback URI')
+
 
 def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__

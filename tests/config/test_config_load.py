@@ -417,3 +417,14 @@ def test_api_token_is_never_printed():
 def test_decoding_with_plain_msgspec_gives_the_same_config():
     # The typed structs are ordinary msgspec Structs: the sample decodes directly too.
     assert msgspec.toml.decode(SAMPLE.read_bytes(), type=Config) == default_config(env=NO_ENV)
+
+
+def test_calls_fallback_needs_a_uri() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config('[calls]\nno_binding = "fallback"\n')
+    assert info.value.errors == ['calls.fallback: no_binding = "fallback" needs a fallback URI']
+    with pytest.raises(ConfigError) as info:
+        parse_config('[calls]\nfallback = "http://ivr.example"\n')
+    assert info.value.errors == ["calls.fallback: must be a sip: or sips: URI"]
+    config = parse_config('[calls]\nno_binding = "fallback"\nfallback = "sip:ivr@127.0.0.1"\n')
+    assert config.calls.fallback == "sip:ivr@127.0.0.1"
