@@ -51,7 +51,8 @@ _ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 
 @dataclass(slots=True)
 class LayerStats:
-    """Counters for metrics; the layer only ever increments them."""
+    """Counters for metrics (only ever incremented) and two gauges, `in_flight` and
+    `in_progress`."""
 
     parse_errors: int = 0
     """Datagrams `parse` rejected (answered or not)."""
@@ -60,9 +61,14 @@ class LayerStats:
     retransmissions: int = 0
     """Datagrams re-sent by a transaction (Timers A, E, G, duplicates answered again)."""
     refused: int = 0
-    """New INVITEs refused because `max_transactions` were in flight."""
+    """New INVITEs refused because `max_transactions` were in progress."""
     in_flight: int = 0
-    """Transactions alive now."""
+    """Transactions held now: in progress plus those lingering after their final response
+    to absorb retransmissions (Timers D, I, J, K, L, M)."""
+    in_progress: int = 0
+    """Transactions held now that have no final response yet (client: Calling, Trying,
+    Proceeding; server: Trying, Proceeding): what `max_transactions` bounds. A gauge, kept
+    up to date on every state change (never a scan)."""
 
 
 def _default_port(via: Via) -> int:
@@ -113,8 +119,11 @@ class TransactionLayer:
 
     Args:
         timers: T1, T2, T4 (and Timer D).
-        max_transactions: transactions in flight beyond which a *new* INVITE is refused
-            statelessly (RFC 7339's idea); other requests and responses are not affected.
+        max_transactions: transactions in progress (no final response sent or received
+            yet) beyond which a *new* INVITE is refused statelessly (RFC 7339's idea); other
+            requests and responses are not affected. Transactions that only linger after
+            their final response to absorb retransmissions (up to 32 s on UDP) do not count:
+            they are cheap and would otherwise cap a steady call rate far below capacity.
         overload_status: the refusal's status (503 makes RFC 3263 clients fail over).
         overload_retry_after: Retry-After seconds on the refusal, or None for none.
         tag_factory: makes To tags for responses the layer builds itself.
@@ -190,7 +199,7 @@ class TransactionLayer:
         dest = response_address(via, source, reliable)
         _stamp_via(request, via, source)
         invite = request.method == "INVITE"
-        if invite and len(self._transactions) >= self.max_transactions:
+        if invite and self.stats.in_progress >= self.max_transactions:
             self._refuse(request, dest)
             return
         server: _ServerTransaction
@@ -345,14 +354,17 @@ class TransactionLayer:
         invite = self._transactions.get(invite_key)
         if not isinstance(invite, ClientInviteTransaction):
             raise LocalProtocolError(f"no INVITE client transaction {invite_key}")
-        cancel = build_cancel(invite.request)
-        key = client_key(cancel)
+        # The CANCEL's Via is the INVITE's top Via (§9.1), so its key is the INVITE's branch
+        # with method CANCEL: no need for the INVITE itself, which is gone once it settled.
+        key = invite_key._replace(method="CANCEL")
         if invite.cancelled:
             return key  # one CANCEL per INVITE: its transaction retransmits it (Timer E)
         invite.cancelled = True
-        if invite.final_received:
+        if invite.final_received or invite.request is None:
             self._events.append(TransactionTerminated(key))  # too late: nothing to cancel
-        elif invite.had_provisional:
+            return key
+        cancel = build_cancel(invite.request)
+        if invite.had_provisional:
             self._start_client(cancel, invite.dest, now, invite.reliable)
         else:
             self._pending_cancels[invite_key] = cancel
@@ -415,7 +427,15 @@ class TransactionLayer:
         transaction.timers[timer] = token
         heapq.heappush(self._heap, (deadline, token, transaction.key, timer))
 
+    def settled(self, transaction: Transaction) -> None:
+        """`transaction` has its final response (or is ending without one): it no longer
+        counts as in progress. Idempotent."""
+        if transaction.in_progress:
+            transaction.in_progress = False
+            self.stats.in_progress -= 1
+
     def terminate(self, transaction: Transaction) -> None:
+        self.settled(transaction)  # Timers B and F end a transaction still in progress
         transaction.finish()
         transaction.timers.clear()
         if self._transactions.pop(transaction.key, None) is not None:
@@ -425,6 +445,7 @@ class TransactionLayer:
     def _add(self, transaction: Transaction) -> None:
         self._transactions[transaction.key] = transaction
         self.stats.in_flight = len(self._transactions)
+        self.stats.in_progress += 1  # every machine starts in an in-progress state
 
     def _answer_parse_error(self, error: ParseError, source: Address, reliable: bool) -> None:
         response = response_to_parse_error(error, to_tag=self._new_tag())

@@ -11,8 +11,18 @@ message to the transport, pass one up to the TU, arm or disarm a timer.
 
 The machines do no I/O and read no clock. They talk to the `TransactionLayer` through the
 small `Context` protocol: `transmit` queues bytes for an address, `emit` queues an event for
-the TU, `arm`/`disarm` set a deadline on the layer's single heap, and `terminate` forgets the
-transaction. Every input carries `now`.
+the TU, `arm` sets a deadline on the layer's single heap, `settled` tells it the transaction
+left its in-progress states, and `terminate` forgets the transaction. Every input carries
+`now`.
+
+In progress vs. lingering: a transaction is *in progress* until its final response is sent
+(server) or received (client): Calling/Trying/Proceeding. The layer's overload bound counts
+only those. After that it only lingers to absorb retransmissions (Completed, Confirmed,
+Accepted: up to 32 s on UDP), thousands of them at a time under load, so on leaving the
+in-progress states (`_settle`) a machine drops every parsed message it holds and keeps just
+what absorbing needs: its key, destination, reliable flag, timers, and the bytes it may have
+to send again (a server's last non-2xx final response, a client INVITE's ACK) or the To tags
+it has seen (client INVITE, Accepted), or the To tag CANCEL matching reads (server INVITE).
 
 Retransmission happens only on unreliable transports (Timers A, E, G); on reliable ones the
 "linger" timers D, I, J, K are zero, so those states are left at once. Duplicates stop here:
@@ -204,22 +214,36 @@ class Context(Protocol):
     def transmit(self, data: bytes, dest: Address, *, retransmission: bool = False) -> None: ...
     def emit(self, event: SipEvent) -> None: ...
     def arm(self, transaction: Transaction, timer: Timer, deadline: float) -> None: ...
+    def settled(self, transaction: Transaction) -> None: ...
     def terminate(self, transaction: Transaction) -> None: ...
 
 
 class Transaction:
     """State and timers shared by the four machines."""
 
-    __slots__ = ("key", "request", "dest", "reliable", "timers", "intervals", "_ctx", "_wire")
+    __slots__ = (
+        "key",
+        "request",
+        "dest",
+        "reliable",
+        "in_progress",
+        "timers",
+        "intervals",
+        "_ctx",
+        "_wire",
+    )
 
     def __init__(
         self, ctx: Context, key: TransactionKey, request: Request, dest: Address, reliable: bool
     ) -> None:
         self._ctx = ctx
         self.key = key
-        self.request = request
+        # The parsed request: only while in progress (a client INVITE builds its ACK and
+        # CANCEL from it); None once settled, so a lingering transaction holds no message.
+        self.request: Request | None = request
         self.dest = dest
         self.reliable = reliable
+        self.in_progress = True  # no final response yet; the layer counts these (overload)
         self.timers: dict[Timer, int] = {}  # armed timer -> token of its entry in the layer's heap
         self.intervals: dict[Timer, float] = {}  # current interval of A, E and G
         self._wire: bytes | None = None  # the message retransmissions re-send
@@ -237,7 +261,10 @@ class Transaction:
 
     def _start(self, timer: Timer, now: float) -> None:
         duration = self._ctx.timers.initial(timer, reliable=self.reliable)
-        self.intervals[timer] = duration
+        if timer is Timer.A or timer is Timer.E or timer is Timer.G:
+            # Only these double. Left empty, the dict stays untracked by the garbage
+            # collector: one object fewer to walk per lingering non-INVITE server transaction.
+            self.intervals[timer] = duration
         self._ctx.arm(self, timer, now + duration)
 
     def _restart(self, timer: Timer, now: float) -> None:
@@ -249,6 +276,13 @@ class Transaction:
     def _stop(self, *timers: Timer) -> None:
         for timer in timers:
             self.timers.pop(timer, None)  # the heap entry goes stale and is skipped
+
+    def _settle(self) -> None:
+        """Leave the in-progress states (a final response went out or came in): the layer
+        stops counting this transaction against its bound, and the parsed request goes, since
+        what is left is absorbing retransmissions, which needs only bytes and tags."""
+        self._ctx.settled(self)
+        self.request = None
 
     def _send(self, data: bytes) -> None:
         self._wire = data
@@ -299,6 +333,7 @@ class ClientInviteTransaction(Transaction):
         return self.state in (_CI.COMPLETED, _CI.ACCEPTED, _CI.TERMINATED)
 
     def start(self, now: float) -> None:
+        assert self.request is not None  # set until settled
         self._send(bytes(self.request))
         if not self.reliable:
             self._start(Timer.A, now)  # RFC 3261 §17.1.1.2: A = T1, unreliable only
@@ -321,6 +356,7 @@ class ClientInviteTransaction(Transaction):
             if state is not _CI.ACCEPTED:
                 self._stop(Timer.A, Timer.B)
                 self._start(Timer.M, now)  # RFC 6026 §8.4: M = 64*T1
+                self._settle()
             tag = response.to_tag
             retransmission = tag in self._seen_2xx
             self._seen_2xx.add(tag)
@@ -331,10 +367,19 @@ class ClientInviteTransaction(Transaction):
                 self._ctx.transmit(self._ack, self.dest, retransmission=True)
         else:
             self._stop(Timer.A, Timer.B)
+            assert self.request is not None  # still in progress: not settled yet
             self._ack = bytes(build_ack(self.request, response))
             self._ctx.transmit(self._ack, self.dest)
             self._ctx.emit(ResponseReceived(self.key, response, False))
+            self._settle()
             self._linger(Timer.D, now)
+
+    def _settle(self) -> None:
+        """Keep the ACK bytes (Completed) and the seen To tags (Accepted); the INVITE's
+        bytes (Timer A is stopped) and the last 1xx go."""
+        super()._settle()
+        self._wire = None
+        self._last_provisional = None
 
     def on_timer(self, timer: Timer, now: float) -> None:
         new = CLIENT_INVITE.get((self.state, TIMER_INPUT[timer]))
@@ -368,6 +413,7 @@ class ClientNonInviteTransaction(Transaction):
         self.state = _CN.TERMINATED
 
     def start(self, now: float) -> None:
+        assert self.request is not None  # set until settled
         self._send(bytes(self.request))
         if not self.reliable:
             self._start(Timer.E, now)  # RFC 3261 §17.1.2.2: E = T1, unreliable only
@@ -382,7 +428,12 @@ class ClientNonInviteTransaction(Transaction):
         self._ctx.emit(ResponseReceived(self.key, response, False))
         if new is _CN.COMPLETED:
             self._stop(Timer.E, Timer.F)
+            self._settle()
             self._linger(Timer.K, now)  # K = T4 unreliable, 0 reliable
+
+    def _settle(self) -> None:
+        super()._settle()
+        self._wire = None  # Timer E is stopped: the request is never re-sent
 
     def on_timer(self, timer: Timer, now: float) -> None:
         new = CLIENT_NON_INVITE.get((self.state, TIMER_INPUT[timer]))
@@ -483,19 +534,26 @@ class ServerInviteTransaction(Transaction):
         if new is None:
             return False
         self.state = new
-        self._send(bytes(response))
         tag = response.to_tag
         if tag is not None:
             self.to_tag = tag  # the 200 to a CANCEL reuses it (§9.2); 2543 ACKs match it
         if kind is Input.PROVISIONAL:
+            self._send(bytes(response))
             return True
         if kind is Input.SUCCESS:
+            # RFC 6026 §8.6: Accepted absorbs a retransmitted INVITE and the TU re-sends its
+            # 2xx itself: nothing is kept to send again.
+            self._wire = None
+            self._ctx.transmit(bytes(response), self.dest)
             if state is _SI.PROCEEDING:
                 self._start(Timer.L, now)  # RFC 6026 §8.7: L = 64*T1
+                self._settle()
         else:
+            self._send(bytes(response))  # kept for Timer G and retransmitted INVITEs
             if not self.reliable:
                 self._start(Timer.G, now)  # RFC 3261 §17.2.1: G = T1, unreliable only
             self._start(Timer.H, now)  # H = 64*T1
+            self._settle()
         return True
 
     def on_timer(self, timer: Timer, now: float) -> None:
@@ -543,8 +601,9 @@ class ServerNonInviteTransaction(Transaction):
         if new is None:
             return False
         self.state = new
-        self._send(bytes(response))
+        self._send(bytes(response))  # kept: a retransmitted request gets it again
         if new is _SN.COMPLETED:
+            self._settle()
             self._linger(Timer.J, now)  # J = 64*T1 unreliable, 0 reliable
         return True
 

@@ -1,5 +1,7 @@
 """Client transactions (RFC 3261 §17.1, RFC 6026 §8.4) on a fake clock."""
 
+import gc
+
 import pytest
 from helpers import T1, T2, T4, UAS, answer, drain, fire_until, make_request, parsed, wire
 
@@ -30,6 +32,22 @@ def send(layer, request, *, reliable=False, now=0.0):
     assert [data for data, _ in first] == [wire(request)]
     assert first[0][1] == UAS
     return key
+
+
+def messages_held(transaction):
+    """Every parsed SIP message reachable from `transaction` through its own attributes and
+    the containers in them (not through the layer it points back to)."""
+    found, seen, todo = [], set(), list(gc.get_referents(transaction))
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, sipmask.Message):
+            found.append(obj)
+        elif isinstance(obj, tuple | list | dict | set | frozenset):
+            todo.extend(gc.get_referents(obj))
+    return found
 
 
 # --- INVITE -------------------------------------------------------------------------------
@@ -260,3 +278,36 @@ def test_get_timer_is_the_earliest_over_all_transactions(layer):
     assert layer.get_timer() == 0.7  # the INVITE at 0.2: A = T1
     assert layer.stats.in_flight == 3
     assert T2 == layer.timers.t2
+
+
+# --- what a lingering transaction keeps (issue 3) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "state"),
+    [
+        ("INVITE", 486, ClientInviteState.COMPLETED),  # keeps the ACK's bytes
+        ("INVITE", 200, ClientInviteState.ACCEPTED),  # keeps the To tags seen
+        ("BYE", 200, ClientNonInviteState.COMPLETED),
+    ],
+    ids=["invite-completed", "invite-accepted", "non-invite-completed"],
+)
+def test_settled_client_transaction_keeps_bytes_not_messages(layer, method, status, state):
+    request = make_request(method, to_tag="uas-tag" if method == "BYE" else None)
+    key = send(layer, request)
+    transaction = layer._transactions[key]
+    layer.receive_datagram(wire(answer(request, 180 if method == "INVITE" else 100)), UAS, 0.1)
+    assert messages_held(transaction)  # the request (and, for an INVITE, the last 1xx)
+    final = wire(answer(request, status))
+    layer.receive_datagram(final, UAS, 0.2)
+    first = layer.datagrams_to_send(0.2)  # the ACK for a 486, else nothing
+    assert layer.state(key) is state and not transaction.in_progress
+    assert messages_held(transaction) == []
+    drain(layer)
+    layer.receive_datagram(final, UAS, 1.0)  # a retransmitted final
+    assert layer.datagrams_to_send(1.0) == first
+    events = drain(layer)
+    if state is ClientInviteState.ACCEPTED:  # every 2xx goes up, flagged (RFC 6026 §8.4)
+        assert [e.retransmission for e in events] == [True]
+    else:
+        assert events == []

@@ -139,6 +139,128 @@ def test_new_invites_beyond_the_bound_are_refused_503_and_nothing_else_degrades(
     assert layer.stats.in_flight == 3
 
 
+def test_lingering_transactions_do_not_count_against_the_bound():
+    """Completed/Accepted transactions only absorb retransmissions (up to 32 s on UDP): a
+    steady call rate must not fill the bound with them (issue 3)."""
+    layer = TransactionLayer(max_transactions=3, tag_factory=lambda: "t")
+    for n, status in enumerate((486, 200, 603)):  # Completed, Accepted, Completed
+        layer.receive_datagram(wire(make_request("INVITE", branch=f"z9hG4bKi{n}")), UAC, 0.0)
+        (event,) = drain(layer)
+        layer.send_response(event.key, answer(event.request, status), 0.0)
+    layer.receive_datagram(wire(make_request("OPTIONS", branch="z9hG4bKo")), UAC, 0.0)
+    (event,) = drain(layer)
+    layer.send_response(event.key, answer(event.request, 200), 0.0)  # Completed, Timer J
+    bye = make_request("BYE", branch="z9hG4bKbye")
+    layer.send_request(bye, UAS, 0.0)
+    layer.receive_datagram(wire(answer(bye, 200)), UAS, 0.1)  # Completed, Timer K
+    drain(layer)
+    assert (layer.stats.in_flight, layer.stats.in_progress) == (5, 0)
+    layer.datagrams_to_send(0.1)
+    layer.receive_datagram(wire(make_request("INVITE", branch="z9hG4bKnew")), UAC, 1.0)
+    assert [type(e) for e in drain(layer)] == [RequestReceived]
+    assert [m.status for m in parsed(layer.datagrams_to_send(1.0))] == [100]
+    assert layer.stats.refused == 0
+    assert (layer.stats.in_flight, layer.stats.in_progress) == (6, 1)
+
+
+def test_in_progress_transactions_of_both_sides_fill_the_bound():
+    layer = TransactionLayer(max_transactions=2, tag_factory=lambda: "t")
+    invite = make_request("INVITE", branch="z9hG4bKout")
+    layer.send_request(invite, UAS, 0.0)  # ours, Calling
+    layer.receive_datagram(wire(make_request("OPTIONS", branch="z9hG4bKin")), UAC, 0.0)  # Trying
+    drain(layer)
+    layer.datagrams_to_send(0.0)
+    new = wire(make_request("INVITE", branch="z9hG4bKnew"))
+    layer.receive_datagram(new, UAC, 0.1)
+    (refusal,) = parsed(layer.datagrams_to_send(0.1))
+    assert refusal.status == 503 and drain(layer) == [] and layer.stats.refused == 1
+    layer.receive_datagram(wire(answer(invite, 486)), UAS, 0.2)  # ours is Completed now
+    drain(layer)
+    layer.datagrams_to_send(0.2)
+    layer.receive_datagram(new, UAC, 0.3)  # the client's retransmission: room now
+    assert [type(e) for e in drain(layer)] == [RequestReceived]
+    assert (layer.stats.in_flight, layer.stats.in_progress, layer.stats.refused) == (3, 2, 1)
+
+
+IN_PROGRESS = {"CALLING", "TRYING", "PROCEEDING"}
+
+_op = st.one_of(
+    st.tuples(st.just("in"), st.sampled_from(["INVITE", "OPTIONS", "CANCEL"]), st.integers(0, 4)),
+    st.tuples(st.just("answer"), st.integers(0, 20), st.sampled_from([100, 180, 200, 486])),
+    st.tuples(st.just("ack"), st.integers(0, 20)),
+    st.tuples(st.just("out"), st.sampled_from(["INVITE", "OPTIONS"]), st.integers(0, 4)),
+    st.tuples(st.just("reply"), st.integers(0, 20), st.sampled_from([100, 180, 200, 486])),
+    st.tuples(st.just("cancel"), st.integers(0, 20)),
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 5.0, 40.0])),
+)
+
+
+def _check_in_progress(layer):
+    """The O(1) gauge against a scan of the states (the oracle)."""
+    held = list(layer._transactions.values())
+    assert layer.stats.in_flight == len(held)
+    assert layer.stats.in_progress == sum(t.state.name in IN_PROGRESS for t in held)
+    for transaction in held:
+        assert transaction.in_progress == (transaction.state.name in IN_PROGRESS)
+        if not transaction.in_progress:
+            assert transaction.request is None  # settled: the parsed request is gone
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(_op, max_size=30), reliable=st.booleans())
+def test_in_progress_gauge_follows_every_state_change(ops, reliable):
+    layer = TransactionLayer(max_transactions=3, tag_factory=lambda: "t")
+    now = 0.0
+    served: list[RequestReceived] = []
+    sent = []
+    for op in ops:
+        kind = op[0]
+        if kind == "in":
+            request = make_request(op[1], branch=f"z9hG4bKs{op[2]}", to_tag=None)
+            layer.receive_datagram(wire(request), UAC, now, reliable=reliable)
+        elif kind == "answer" and served:
+            event = served[op[1] % len(served)]
+            try:
+                layer.send_response(event.key, answer(event.request, op[2]), now)
+            except sipmask.LocalProtocolError:
+                pass  # gone, or a response its state does not allow
+        elif kind == "ack" and served:
+            branch = served[op[1] % len(served)].key.branch
+            ack = make_request("ACK", branch=branch, to_tag="uas-tag")
+            layer.receive_datagram(wire(ack), UAC, now, reliable=reliable)
+        elif kind == "out":
+            try:
+                request = make_request(op[1], branch=f"z9hG4bKc{op[2]}")
+                sent.append((layer.send_request(request, UAS, now, reliable=reliable), request))
+            except sipmask.LocalProtocolError:
+                pass  # branch in use
+        elif kind == "reply" and sent:
+            _, request = sent[op[1] % len(sent)]
+            layer.receive_datagram(wire(answer(request, op[2])), UAS, now, reliable=reliable)
+        elif kind == "cancel" and sent:
+            key, _ = sent[op[1] % len(sent)]
+            try:
+                layer.send_cancel(key, now)
+            except sipmask.LocalProtocolError:
+                pass  # not an INVITE, or gone
+        elif kind == "advance":
+            now += op[1]
+            fire_until(layer, now)
+        served += [e for e in drain(layer) if isinstance(e, RequestReceived)]
+        layer.datagrams_to_send(now)
+        _check_in_progress(layer)
+    # Settle everything still waiting for a final response, then let every timer run out.
+    for event in served:
+        if layer.state(event.key) is not None and layer.state(event.key).name in IN_PROGRESS:
+            layer.send_response(event.key, answer(event.request, 500), now)
+    for key, request in sent:
+        if key.method == "INVITE":
+            layer.receive_datagram(wire(answer(request, 500)), UAS, now, reliable=reliable)
+    _check_in_progress(layer)
+    fire_until(layer, now + 1000.0)
+    assert (layer.stats.in_progress, layer.stats.in_flight) == (0, 0)
+
+
 def test_refusal_status_is_configurable():
     layer = TransactionLayer(max_transactions=0, overload_status=480, overload_retry_after=None)
     layer.receive_datagram(wire(make_request("INVITE")), UAC, 0.0)
@@ -231,6 +353,19 @@ def test_cancel_after_a_final_is_never_sent(layer):
     assert layer.send_cancel(invite_key, 0.3) == cancel_key
     assert drain(layer) == []  # the one CANCEL of this INVITE is already accounted for
     assert layer.datagrams_to_send(0.3) == []
+
+
+@pytest.mark.parametrize("status", [486, 200])
+def test_cancel_first_asked_after_a_final_is_terminated_at_once(layer, status):
+    invite = make_request("INVITE")
+    invite_key = layer.send_request(invite, UAS, 0.0)
+    layer.receive_datagram(wire(answer(invite, status)), UAS, 0.1)  # settled: INVITE dropped
+    drain(layer)
+    layer.datagrams_to_send(0.1)
+    cancel_key = layer.send_cancel(invite_key, 0.2)
+    assert (cancel_key.branch, cancel_key.method) == (invite_key.branch, "CANCEL")
+    assert drain(layer) == [TransactionTerminated(cancel_key)]
+    assert layer.datagrams_to_send(0.2) == []
 
 
 def test_pending_cancel_is_dropped_when_timer_b_fires(layer):

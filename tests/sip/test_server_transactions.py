@@ -1,5 +1,7 @@
 """Server transactions (RFC 3261 §17.2, RFC 6026 §8.5-8.7) on a fake clock."""
 
+import gc
+
 import pytest
 from helpers import T1, T4, UAC, answer, drain, fire_until, make_request, parsed, wire
 
@@ -29,6 +31,22 @@ def receive(layer, request, now=0.0, *, reliable=False):
 
 def statuses(layer, now):
     return [m.status for m in parsed(layer.datagrams_to_send(now))]
+
+
+def messages_held(transaction):
+    """Every parsed SIP message reachable from `transaction` through its own attributes and
+    the containers in them (not through the layer it points back to)."""
+    found, seen, todo = [], set(), list(gc.get_referents(transaction))
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, sipmask.Message):
+            found.append(obj)
+        elif isinstance(obj, tuple | list | dict | set | frozenset):
+            todo.extend(gc.get_referents(obj))
+    return found
 
 
 # --- INVITE -------------------------------------------------------------------------------
@@ -208,6 +226,45 @@ def test_same_branch_other_method_is_another_transaction(layer):
     receive(layer, make_request("INVITE"))
     receive(layer, make_request("OPTIONS"))
     assert layer.stats.in_flight == 2
+
+
+# --- what a lingering transaction keeps (issue 3) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "state", "resent"),
+    [
+        ("OPTIONS", 200, ServerNonInviteState.COMPLETED, True),
+        ("INVITE", 486, ServerInviteState.COMPLETED, True),
+        ("INVITE", 200, ServerInviteState.ACCEPTED, False),  # RFC 6026 §8.6: absorbed
+    ],
+    ids=["non-invite-completed", "invite-completed", "invite-accepted"],
+)
+def test_settled_server_transaction_keeps_bytes_not_messages(layer, method, status, state, resent):
+    """Up to 32 s of lingering transactions at thousands of calls/s: each must not pin the
+    parsed request and responses (~3 KB and many objects for the collector to walk)."""
+    key, request = receive(layer, make_request(method))
+    transaction = layer._transactions[key]
+    assert messages_held(transaction)  # in progress: the request (the ACK/CANCEL source)
+    layer.send_response(key, answer(request, status), 0.0)
+    (final,) = [data for data, _ in layer.datagrams_to_send(0.0)][-1:]
+    assert layer.state(key) is state and not transaction.in_progress
+    assert messages_held(transaction) == []
+    layer.receive_datagram(wire(make_request(method)), UAC, 0.2)  # a retransmitted request
+    assert [data for data, _ in layer.datagrams_to_send(0.2)] == ([final] if resent else [])
+    assert drain(layer) == []
+
+
+def test_accepted_invite_still_matches_cancel_and_ack_without_its_request(layer):
+    key, request = receive(layer, make_request("INVITE"))
+    layer.send_response(key, answer(request, 200, to_tag="tag-2xx"), 0.0)
+    layer.datagrams_to_send(0.0)
+    layer.receive_datagram(wire(make_request("CANCEL")), UAC, 0.1)
+    (ok,) = parsed(layer.datagrams_to_send(0.1))
+    assert (ok.status, ok.to_tag) == (200, "tag-2xx")  # §9.2: the INVITE's tag, no 487 asked
+    assert drain(layer) == []
+    layer.receive_datagram(wire(make_request("ACK", to_tag="tag-2xx")), UAC, 0.2)
+    assert [(type(e), e.key) for e in drain(layer)] == [(AckReceived, key)]
 
 
 # --- RFC 2543 peers (no z9hG4bK cookie) ------------------------------------------------------
