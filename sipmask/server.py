@@ -268,6 +268,8 @@ async def serve(
             if listening is not None:
                 listening(spec.transport, bound)
 
+        engine.attach(endpoint)
+        engine.start_probing()
         housekeeping = loop.create_task(_housekeeping(store))
 
         async def _cancel_housekeeping() -> None:

@@ -111,6 +111,8 @@ class Call:
     status: str = "failed"
     cause: str | None = None
     counted: bool = False
+    auth_headers: list[tuple[str, str]] = field(default_factory=list)
+    auth_tried: bool = False
 
     @property
     def ended(self) -> bool:

@@ -61,6 +61,7 @@ from ..store import SessionStore, StoreError
 from ..store.model import Binding, Interaction
 from ..transport.endpoint import SipEndpoint, format_hostport
 from . import numbers
+from .digest import DigestError, authorization, parse_challenge
 from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
 from .masking import (
     SIPMASK_METHODS,
@@ -127,6 +128,7 @@ class B2BUA:
         self._down: dict[Address, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
+        self._probes: list[asyncio.Future[None]] = []
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
         extra = [("User-Agent", config.masking.user_agent)] if config.masking.user_agent else []
@@ -158,8 +160,68 @@ class B2BUA:
             self._by_server.pop(event.key, None)
             self._by_client.pop(event.key, None)
 
+    def attach(self, endpoint: SipEndpoint) -> None:
+        """Use `endpoint` to send (before any event arrives: probes start at once)."""
+        self.endpoint = endpoint
+
+    def start_probing(self) -> None:
+        """Probe each trunk destination with OPTIONS every `probe_interval` seconds; one that
+        does not answer is tried last by new calls until it answers again (RFC 3263 §4.3
+        leaves the choice among destinations to the client)."""
+        for trunk in self.router.trunks:
+            if trunk.config.probe_interval > 0 and trunk.destinations:
+                self._probes.append(asyncio.ensure_future(self._probe_loop(trunk)))
+
+    async def _probe_loop(self, trunk: TrunkState) -> None:
+        while True:
+            try:
+                targets = await self.router.targets(trunk.name, None)
+                await asyncio.gather(*(self.probe(target) for target in targets))
+            except OSError as exc:
+                log.warning("trunk %s: probe failed: %s", trunk.name, exc)
+            await asyncio.sleep(trunk.config.probe_interval)
+
+    async def probe(self, target: Target) -> bool:
+        """Send one OPTIONS to `target`; any response means it is up. Returns whether it
+        answered, and marks it down or up for call routing."""
+        leg = self._make_leg(Side.CALLEE, target.address, target.transport, new_token(16),
+                             "sipmask")
+        local = self._local(target.transport, target.address)
+        uri = f"sip:{target.uri_host}"
+        options = Request("OPTIONS", uri, [
+            ("Via", f"{leg.via};branch={new_branch()}"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:sipmask@{local}>;tag={leg.local_tag}"),
+            ("To", f"<{uri}>"),
+            ("Call-ID", leg.call_id),
+            ("CSeq", "1 OPTIONS"),
+            *self._ua_header,
+        ])
+        key = client_key(options)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._message_waiters[key] = waiter
+        try:
+            self._send(None, leg, options)
+            status = await asyncio.wait_for(waiter, 64 * self.config.sip.timers.t1 + 1)
+        except (asyncio.TimeoutError, OSError):
+            status = 0
+        finally:
+            self._message_waiters.pop(key, None)
+        loop = asyncio.get_running_loop()
+        if status:
+            if self._down.pop(target.address, None) is not None:
+                log.info("destination %s:%s is up", target.transport, target.uri_host)
+            return True
+        if target.address not in self._down:
+            log.warning("destination %s:%s does not answer OPTIONS", target.transport,
+                        target.uri_host)
+        self._down[target.address] = loop.time() + 10 * 365 * 86400.0  # until it answers
+        return False
+
     async def close(self) -> None:
         """End every call (BYE on answered legs) and wait for record writes."""
+        for probe in self._probes:
+            probe.cancel()
         for call in list(self.calls):
             self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
         if self._tasks:
@@ -446,6 +508,7 @@ class B2BUA:
         if trunk is not None and trunk.config.assert_identity:
             fields.append(("P-Asserted-Identity", f"<sip:{presented}@{local_host};user=phone>"))
         fields += self._ua_header
+        fields += call.auth_headers
         fields += body.headers()
         return Request("INVITE", uri, fields, body.data)
 
@@ -623,6 +686,8 @@ class B2BUA:
             if not call.ended and call.b is not None and call.b.dialog is None:
                 self._finish(call)
             return
+        if status in (401, 407) and self._answer_challenge(call, response):
+            return
         if (
             status in FAILOVER_STATUSES
             and not call.saw_provisional
@@ -636,10 +701,37 @@ class B2BUA:
         reason = reason_value(response)
         self._fail(call, mapped, outcome, str(status), reason=reason)
 
+    def _answer_challenge(self, call: Call, response: Response) -> bool:
+        """Retry the B leg INVITE with credentials when its trunk has some (once per call)."""
+        target = call.targets[call.target_index] if call.targets else None
+        trunk = self.router.by_name.get(target.trunk or "") if target is not None else None
+        credentials = trunk.config.digest if trunk is not None else None
+        if credentials is None or call.auth_tried or call.b_invite is None:
+            return False
+        proxy = response.status == 407
+        challenge = response.header("proxy-authenticate" if proxy else "www-authenticate")
+        if challenge is None:
+            return False
+        try:
+            if credentials.realm is not None and (
+                parse_challenge(challenge)["realm"] != credentials.realm
+            ):
+                return False
+            value = authorization(challenge, "INVITE", call.b_invite.uri,
+                                  credentials.username, credentials.password)
+        except DigestError as exc:
+            log.warning("call %s: cannot answer the %s challenge: %s", call.id,
+                        trunk.name if trunk else "-", exc)
+            return False
+        call.auth_tried = True
+        call.auth_headers = [("Proxy-Authorization" if proxy else "Authorization", value)]
+        self._start_b(call)
+        return True
+
     def _on_timeout(self, key: TransactionKey) -> None:
         waiter = self._message_waiters.get(key)
         if waiter is not None and not waiter.done():
-            waiter.set_result(408)
+            waiter.set_result(0)  # no answer at all
         call = self._by_client.get(key)
         if call is None:
             return
@@ -1060,9 +1152,10 @@ class B2BUA:
         try:
             status = await asyncio.wait_for(waiter, 64 * self.config.sip.timers.t1 + 1)
         except asyncio.TimeoutError:
-            status = 408
+            status = 0
         finally:
             self._message_waiters.pop(client_key(message), None)
+        status = status or 408
         self.stats.messages_relayed += 1
         self._reject(event, map_failure(status) if status >= 300 else status)
 

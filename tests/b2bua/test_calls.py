@@ -583,3 +583,54 @@ def test_callee_number_is_not_a_pool_number_loop() -> None:
             assert not await r.callee.silence(0.2)
 
     run(main)
+
+
+def test_carrier_digest_challenge_is_answered_once() -> None:
+    async def main() -> None:
+        from sipmask.b2bua.digest import authorization
+
+        credentials = '[trunks.digest]\nusername = "sipmask"\npassword = "s3cret"\n'
+        async with rig(credentials) as r:
+            r.invite()
+            b_invite = await r.callee.request("INVITE")
+            challenge = 'Digest realm="carrier", nonce="abc123", qop="auth"'
+            r.callee.answer(b_invite, 407, headers=[("Proxy-Authenticate", challenge)])
+            await r.callee.request("ACK")
+            retry = await r.callee.request("INVITE")
+            assert retry.call_id == b_invite.call_id
+            assert retry.cseq is not None and retry.cseq.number == 2
+            credentials_value = retry.header("proxy-authorization") or ""
+            cnonce = credentials_value.split('cnonce="')[1].split('"')[0]
+            expected = authorization(challenge, "INVITE", retry.uri, "sipmask", "s3cret",
+                                     cnonce=cnonce)
+            assert credentials_value == expected
+            # A second challenge is not answered again: the caller gets a plain failure.
+            r.callee.answer(retry, 407, headers=[("Proxy-Authenticate", challenge)])
+            final = await r.caller.response()
+            assert final.status == 500 and final.header("proxy-authenticate") is None
+
+    run(main)
+
+
+def test_probed_dead_destination_is_skipped_by_new_calls() -> None:
+    async def main() -> None:
+        async with rig(callees=2) as r:  # t1 = 50 ms: a probe gives up after 3.2 s
+            first, second = r.callees
+            first.close()
+            r.engine.attach(r.endpoint)
+            targets = await r.engine.router.targets("carrier", None)
+
+            async def answer_options() -> None:
+                options = await second.request("OPTIONS")
+                assert options.header("user-agent") is None  # no fingerprint
+                second.answer(options, 200)
+
+            results = await asyncio.gather(*(r.engine.probe(t) for t in targets),
+                                           answer_options())
+            assert results[:2] == [False, True]
+            r.invite()
+            b_invite = await second.request("INVITE", bound=1.0)  # no Timer B wait first
+            second.answer(b_invite, 486)
+            assert (await r.caller.response()).status == 486
+
+    run(main)
