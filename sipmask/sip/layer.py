@@ -144,6 +144,9 @@ class TransactionLayer:
         self.overload_status = overload_status
         self.overload_retry_after = overload_retry_after
         self._new_tag = tag_factory or (lambda: secrets.token_hex(6))
+        self.request_filter: Callable[[Request, Address], bool] | None = None
+        """The TU's source policy: a request for which it returns False is dropped silently
+        before any transaction exists (responses are never filtered)."""
         self._transactions: dict[TransactionKey, Transaction] = {}
         self._heap: list[tuple[float, int, TransactionKey, Timer]] = []
         self._tokens = itertools.count()
@@ -173,6 +176,13 @@ class TransactionLayer:
     ) -> None:
         """Handle one parsed message from `source` (the error boundary for remote input)."""
         try:
+            if (
+                self.request_filter is not None
+                and not isinstance(msg, Response)
+                and not self.request_filter(msg, source)
+            ):
+                self.stats.dropped += 1  # before any transaction: not even a 100 Trying
+                return
             if isinstance(msg, Response):
                 self._on_response(msg, now)
             elif msg.method == "ACK":
@@ -340,6 +350,14 @@ class TransactionLayer:
             raise LocalProtocolError(
                 f"a {msg.status} is not allowed in state {transaction.state.name}"
             )
+
+    def abandon(self, key: TransactionKey) -> None:
+        """Forget server transaction `key` without answering it (a request the TU drops
+        silently, e.g. from a source it serves nothing). Retransmissions of the request then
+        start a new transaction, which the TU drops again. Unknown keys are ignored."""
+        transaction = self._transactions.get(key)
+        if transaction is not None and key.role is Role.SERVER:
+            self.terminate(transaction)
 
     def send_cancel(self, invite_key: TransactionKey, now: float) -> TransactionKey:
         """Cancel the INVITE client transaction `invite_key` (RFC 3261 §9.1) and return the

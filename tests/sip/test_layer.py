@@ -546,3 +546,17 @@ def test_timer_config_rejects_out_of_bounds(fields):
 def test_timer_config_defaults_are_the_rfcs():
     assert TimerConfig() == msgspec.convert({}, TimerConfig)
     assert (TimerConfig().t1, TimerConfig().t2, TimerConfig().t4) == (0.5, 4.0, 5.0)
+
+
+def test_abandoned_server_transaction_is_forgotten_unanswered(layer):
+    request = make_request("OPTIONS")
+    layer.receive_datagram(wire(request), NAT, 0.0)
+    received = layer.next_event()
+    assert isinstance(received, RequestReceived)
+    layer.abandon(received.key)
+    assert layer.state(received.key) is None
+    assert layer.stats.in_progress == 0 and layer.stats.in_flight == 0
+    assert isinstance(layer.next_event(), TransactionTerminated)
+    assert layer.datagrams_to_send(0.0) == []  # nothing was answered
+    layer.receive_datagram(wire(request), NAT, 1.0)  # a retransmission is a new request
+    assert isinstance(layer.next_event(), RequestReceived)
