@@ -252,6 +252,7 @@ async def serve(
             max_message=sip.max_message_size,
             idle_timeout=sip.tcp_idle_timeout,
         )
+        engine.attach(endpoint)
         stack.push_async_callback(endpoint.close)  # closed first: no new SIP traffic
         if not trunk_networks:
             log.warning(
@@ -268,7 +269,6 @@ async def serve(
             if listening is not None:
                 listening(spec.transport, bound)
 
-        engine.attach(endpoint)
         engine.start_probing()
         housekeeping = loop.create_task(_housekeeping(store))
 

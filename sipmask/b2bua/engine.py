@@ -161,8 +161,16 @@ class B2BUA:
             self._by_client.pop(event.key, None)
 
     def attach(self, endpoint: SipEndpoint) -> None:
-        """Use `endpoint` to send (before any event arrives: probes start at once)."""
+        """Use `endpoint` to send (before any event arrives: probes start at once) and install
+        the source policy on its layer: in "drop" mode a request from outside every trunk's
+        inbound networks (a trunk's outbound address, which the listeners let through for its
+        answers) is dropped before the layer answers anything."""
         self.endpoint = endpoint
+        if not self.reject_unknown:
+            endpoint.layer.request_filter = self.accepts_request
+
+    def accepts_request(self, request: Request, source: Address) -> bool:
+        return self.router.trunk_for(source) is not None
 
     def start_probing(self) -> None:
         """Probe each trunk destination with OPTIONS every `probe_interval` seconds; one that
@@ -305,8 +313,12 @@ class B2BUA:
         request = event.request
         trunk = self.router.trunk_for(event.source)
         if trunk is None:
-            if request.method != "ACK":
+            # Only a trunk's outbound address gets here in "drop" mode (the listeners drop
+            # strangers): it may answer calls, not place them.
+            if self.reject_unknown:
                 self._reject(event, 403)
+            else:
+                self._ep.layer.abandon(event.key)
             return
         answer = stateless_answer(
             request,
@@ -486,7 +498,8 @@ class B2BUA:
         except (BodyRefused, ParseError):
             self._fail(call, 488, "failed", "sdp")
             return None
-        mf = a_invite.max_forwards if a_invite.max_forwards is not None else 70
+        # Never more than 70 (RFC 3261 §8.1.1.6): a huge value could carry digits across.
+        mf = min(a_invite.max_forwards if a_invite.max_forwards is not None else 70, 70)
         cseq = 1 if call.b_invite is None else (call.b_invite.cseq.number + 1)  # type: ignore[union-attr]
         fields = [
             ("Via", f"{b.via};branch={new_branch()}"),
@@ -1138,7 +1151,7 @@ class B2BUA:
         local_host = self._local(target.transport, target.address)
         message = Request("MESSAGE", uri, [
             ("Via", f"{leg.via};branch={new_branch()}"),
-            ("Max-Forwards", str(max((request.max_forwards or 70) - 1, 1))),
+            ("Max-Forwards", str(max(min(request.max_forwards or 70, 70) - 1, 1))),
             ("From", f"<sip:{binding.caller_id}@{local_host}>;tag={leg.local_tag}"),
             ("To", f"<{uri.split(';', 1)[0]}>"),
             ("Call-ID", leg.call_id),

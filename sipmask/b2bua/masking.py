@@ -47,6 +47,8 @@ BODY_TYPES: dict[str, frozenset[str]] = {
 """Non-SDP body types that cross, by method; all others are dropped (or refused, 415)."""
 SDP_METHODS = frozenset({"INVITE", "UPDATE", "ACK", "PRACK"})
 
+MAX_SESSION_INTERVAL = 86_400
+"""Largest Session-Expires / Min-SE that crosses (RFC 4028 sets no bound; a day is plenty)."""
 _DELTA = re.compile(r"\s*([0-9]{1,10})\s*(?:;(.*))?$")
 _REFRESHER = re.compile(r"(?:^|;)\s*refresher\s*=\s*(uac|uas)\s*(?:;|$)", re.IGNORECASE)
 _REASON = re.compile(r"\s*(SIP|Q\.850)\s*;(?:.*;)?\s*cause\s*=\s*([0-9]{1,5})\b", re.IGNORECASE)
@@ -70,8 +72,8 @@ def session_expires(message: Message, name: str = "session-expires") -> tuple[in
     if value is None:
         return 0, None
     match = _DELTA.match(value)
-    if match is None:
-        return 0, None
+    if match is None or int(match.group(1)) > MAX_SESSION_INTERVAL:
+        return 0, None  # an absurd interval could be a number in disguise
     refresher = None
     if match.group(2):
         found = _REFRESHER.search(match.group(2))

@@ -230,12 +230,14 @@ def ack_for(peer: Peer, invite: Request, answer: Response, dest: Address,
     return in_dialog(peer, invite, answer, "ACK", cseq.number, dest, body=body)
 
 
-def config_for(callees: list[Peer], extra: str = "", *, inbound: str = "127.0.0.1/32") -> Config:
+def config_for(callees: list[Peer], extra: str = "", *, inbound: str = "127.0.0.1/32",
+               sip_extra: str = "") -> Config:
     outbound = ", ".join(f'"udp:127.0.0.1:{p.address.port}"' for p in callees)
     return parse_config(
         f"""
 [sip]
 listen = ["udp:127.0.0.1:0"]
+{sip_extra}
 [sip.timers]
 t1 = 0.05
 t2 = 0.4
@@ -261,11 +263,11 @@ country_code = "91"
 async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
               inbound: str = "127.0.0.1/32", call_time_limit: int | None = None,
               ring_timeout: int | None = None, caller_host: str = "127.0.0.1",
-              ) -> AsyncIterator[Rig]:
+              sip_extra: str = "") -> AsyncIterator[Rig]:
     """A running B2BUA with a session between CALLER and CALLEE."""
     caller = await Peer().start(caller_host)
     peers = [await Peer().start() for _ in range(callees)]
-    config = config_for(peers, extra, inbound=inbound)
+    config = config_for(peers, extra, inbound=inbound, sip_extra=sip_extra)
     store = MemoryStore(None)
     await store.set_pool("default", POOL)
     opened = None
@@ -280,6 +282,7 @@ async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
     engine = B2BUA(config, store)
     layer = TransactionLayer(config.sip.timers)
     endpoint = SipEndpoint(engine.handle, layer=layer, allowed=("0.0.0.0/0",))
+    engine.attach(endpoint)
     bound = await endpoint.listen("udp:127.0.0.1:0")
     try:
         yield Rig(engine, endpoint, store, bound, caller, peers, opened)

@@ -325,13 +325,26 @@ def test_unknown_caller_and_anonymous_caller_are_rejected_alike() -> None:
 
 def test_unknown_source_is_refused_and_learns_nothing() -> None:
     async def main() -> None:
-        async with rig(inbound="127.0.0.2/32") as r:
+        reject = 'unknown_source = "reject"'
+        async with rig(inbound="127.0.0.2/32", sip_extra=reject) as r:
             r.invite()
             final = await r.caller.response()
             assert final.status == 403
             assert final.header("server") is None and final.header("user-agent") is None
             assert final.header("allow") is None
             assert not await r.callee.silence(0.2)
+
+    run(main)
+
+
+def test_unknown_source_is_dropped_without_even_a_100() -> None:
+    async def main() -> None:
+        async with rig(inbound="127.0.0.2/32") as r:  # the default: unknown_source = "drop"
+            r.invite()
+            r.request_from_caller("OPTIONS")
+            assert not await r.caller.silence(0.3)
+            assert not await r.callee.silence(0.1)
+            assert r.endpoint.layer.stats.in_flight == 0
 
     run(main)
 
