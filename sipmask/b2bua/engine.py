@@ -61,8 +61,8 @@ from ..store import SessionStore, StoreError
 from ..store.model import Binding, Interaction
 from ..transport.endpoint import SipEndpoint, format_hostport
 from . import numbers
-from .digest import DigestError, authorization, parse_challenge
 from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
+from .digest import DigestError, authorization, parse_challenge
 from .masking import (
     SIPMASK_METHODS,
     BodyRefused,
