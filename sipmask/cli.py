@@ -169,7 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     sub.add_parser("version", help="print the version")
+    from .cli_api import add_api_commands  # session/pool commands against a running API
+
+    add_api_commands(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "api_command", None) is not None:
+        return int(args.api_command(args))
     if args.command == "version":
         print(f"sipmask {__version__} (event loop: {loop_name()})")
         return 0

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Request, Response, SdpOrigin
@@ -91,11 +91,16 @@ STATUS_OUTCOME = {486: "busy", 600: "busy", 487: "cancelled", 480: "no-answer", 
 
 @dataclass(slots=True)
 class EngineStats:
+    """Counters for metrics; the engine only ever increments them (but `calls_active`)."""
+
     calls_started: int = 0
     calls_answered: int = 0
     calls_active: int = 0
     calls_rejected: int = 0
+    """INVITEs refused before a B leg was tried (no identity, no binding, limits, draining)."""
     messages_relayed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Ended calls by outcome: completed, busy, no-answer, cancelled, failed, refused."""
 
 
 class B2BUA:
@@ -114,12 +119,13 @@ class B2BUA:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config
         self.store = store
         self.clock = clock
-        self.router = Router(config)
-        self.allow = config.masking.allow_headers
         self.stats = EngineStats()
+        self.draining = False
+        self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
+        self._probes: list[asyncio.Future[None]] = []
+        self._apply(config)
         self.endpoint: SipEndpoint | None = None
         self.calls: set[Call] = set()
         self._by_server: dict[TransactionKey, Call] = {}
@@ -127,15 +133,38 @@ class B2BUA:
         self._by_leg: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._down: dict[Address, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
-        self._probes: list[asyncio.Future[None]] = []
+
+    def _apply(self, config: Config) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.allow = config.masking.allow_headers
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
-        extra = [("User-Agent", config.masking.user_agent)] if config.masking.user_agent else []
-        self._ua_header = extra
-        self._server_header = (
-            [("Server", config.masking.user_agent)] if config.masking.user_agent else []
-        )
+        agent = config.masking.user_agent
+        self._ua_header = [("User-Agent", agent)] if agent else []
+        self._server_header = [("Server", agent)] if agent else []
+
+    def reload(self, config: Config) -> None:
+        """Take a new (checked) configuration: trunks, ACLs, limits, masking policy and call
+        timers apply to new calls; calls in progress keep the trunk they started on. The
+        listeners and timers T1/T2/T4 are not changed by a reload."""
+        old = {trunk.name: trunk.active_calls for trunk in self.router.trunks}
+        for probe in self._probes:
+            probe.cancel()
+        self._probes.clear()
+        self._apply(config)
+        for trunk in self.router.trunks:
+            trunk.active_calls = old.get(trunk.name, 0)
+        if self.endpoint is not None:
+            self.endpoint.layer.request_filter = (
+                None if self.reject_unknown else self.accepts_request
+            )
+            self.start_probing()
+
+    def drain(self) -> None:
+        """Stop taking calls: new INVITEs get 503 with Retry-After (so carriers fail over);
+        calls in progress go on."""
+        self.draining = True
 
     # --- the endpoint callback -----------------------------------------------------------------
 
@@ -362,7 +391,7 @@ class B2BUA:
             self._reject(event, self.config.calls.reject_status)
             return
         loop = asyncio.get_running_loop()
-        if not trunk.admit(loop.time()):
+        if self.draining or not trunk.admit(loop.time()):
             self.stats.calls_rejected += 1
             self._reject(event, 503, [("Retry-After", "5")])
             return
@@ -1060,6 +1089,7 @@ class B2BUA:
         call.cancel_timers()
         self.calls.discard(call)
         self.stats.calls_active -= 1
+        self.stats.outcomes[call.status] = self.stats.outcomes.get(call.status, 0) + 1
         if call.counted:
             call.trunk.active_calls -= 1
         # Keep the legs findable a little longer: late BYE answers, retransmitted 2xx.

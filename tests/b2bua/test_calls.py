@@ -647,3 +647,38 @@ def test_probed_dead_destination_is_skipped_by_new_calls() -> None:
             assert (await r.caller.response()).status == 486
 
     run(main)
+
+
+def test_draining_refuses_new_calls_and_keeps_calls_in_progress() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            invite, ok, _, _ = await answered_call(r)
+            r.engine.drain()
+            r.invite(from_user=CALLER)
+            assert (await r.caller.response(503)).header("retry-after") == "5"
+            in_dialog(r.caller, invite, ok, "BYE", 2, r.sipmask)
+            await r.callee.request("BYE")  # the call in progress still works
+
+    run(main)
+
+
+def test_reload_applies_to_new_calls_only() -> None:
+    async def main() -> None:
+        async with rig(callees=2) as r:
+            first, second = r.callees
+            invite, ok, _, _ = await answered_call(r)
+            new = r.engine.config.trunks[0].__class__(
+                name="carrier", inbound=("127.0.0.1/32",),
+                outbound=(f"udp:127.0.0.1:{second.address.port}",),
+                number_rules=r.engine.config.trunks[0].number_rules)
+            import msgspec
+
+            r.engine.reload(msgspec.structs.replace(r.engine.config, trunks=(new,)))
+            r.invite()
+            b_invite = await second.request("INVITE")  # the new destination
+            second.answer(b_invite, 486)
+            await r.caller.response(486)
+            in_dialog(r.caller, invite, ok, "BYE", 2, r.sipmask)
+            await first.request("BYE")  # the held call kept its leg to the old destination
+
+    run(main)
