@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._core import Request, Response, SdpOrigin
@@ -111,6 +113,10 @@ class Call:
     status: str = "failed"
     cause: str | None = None
     counted: bool = False
+    outbox: deque[tuple[Request | Response, str, str | None, Callable[[], object]]] = field(
+        default_factory=deque)
+    """Messages waiting for the media hook, in order: (message, leg, sdp kind, send)."""
+    pumping: bool = False
     auth_headers: list[tuple[str, str]] = field(default_factory=list)
     auth_tried: bool = False
 

@@ -73,6 +73,7 @@ from .masking import (
     session_expires,
     supported_tags,
 )
+from .media import MediaHook
 from .routing import Router, Target, TrunkState
 
 log = logging.getLogger("sipmask.b2bua")
@@ -110,6 +111,7 @@ class B2BUA:
         config: the checked configuration (trunks, masking, calls, timers).
         store: where bindings are looked up and call records kept.
         clock: wall-clock seconds for call records (the loop's clock drives timers).
+        media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
     """
 
     def __init__(
@@ -118,8 +120,10 @@ class B2BUA:
         store: SessionStore,
         *,
         clock: Callable[[], float] = time.time,
+        media: MediaHook | None = None,
     ) -> None:
         self.store = store
+        self.media = media
         self.clock = clock
         self.stats = EngineStats()
         self.draining = False
@@ -303,6 +307,34 @@ class B2BUA:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed: %r", task.exception())
+
+    def _deliver(self, call: Call, leg: Leg, message: Request | Response, kind: str | None,
+                 send: Callable[[], object]) -> None:
+        """Send `message` on `leg` through the media hook (when there is one and the message
+        carries SDP of `kind`), keeping the call's messages in order."""
+        if self.media is None or (not call.outbox and (kind is None or not message.body)):
+            send()
+            return
+        call.outbox.append((message, leg.side.value, kind if message.body else None, send))
+        if not call.pumping:
+            call.pumping = True
+            self._spawn(self._pump(call))
+
+    async def _pump(self, call: Call) -> None:
+        assert self.media is not None
+        try:
+            while call.outbox:
+                message, leg, kind, send = call.outbox[0]
+                if kind is not None:
+                    hook = self.media.offer if kind == "offer" else self.media.answer
+                    try:
+                        message.body = await hook(call.id, leg, message.body)
+                    except Exception:
+                        log.exception("call %s: media hook failed; SDP sent as rebuilt", call.id)
+                call.outbox.popleft()
+                send()
+        finally:
+            call.pumping = False
 
     def _later(self, call: Call, name: str, delay: float, callback: Callable[[], None]) -> None:
         call.cancel_timer(name)
@@ -503,7 +535,8 @@ class B2BUA:
         call.b_invite = invite
         call.phase = Phase.CALLING
         call.saw_provisional = False
-        call.b_key = self._send(call, b, invite)
+        call.b_key = client_key(invite)
+        self._deliver(call, b, invite, "offer", lambda: self._send(call, b, invite))
 
     def _build_b_invite(self, call: Call, target: Target, presented: str) -> Request | None:
         b = call.b
@@ -645,7 +678,8 @@ class B2BUA:
         relayed = a_dialog.create_response(
             call.a_invite, status, headers=body.headers(), body=body.data
         )
-        self._respond(call.a_key, relayed)
+        kind = "offer" if call.late_offer else "answer"
+        self._deliver(call, call.a, relayed, kind, lambda: self._respond(call.a_key, relayed))
 
     def _a_dialog(self, call: Call) -> Dialog | None:
         if call.a.dialog is None:
@@ -713,8 +747,12 @@ class B2BUA:
         self.stats.calls_answered += 1
         call.cancel_timer("ring")
         call.cancel_timer("timer_c")
-        self._respond(call.a_key, final)
-        self._retransmit_2xx(call, call.a, call.a_key, final)
+
+        def send_final() -> None:
+            self._respond(call.a_key, final)
+            self._retransmit_2xx(call, call.a, call.a_key, final)
+
+        self._deliver(call, call.a, final, "offer" if call.late_offer else "answer", send_final)
         limit = call.binding.call_time_limit if call.binding else None
         limit = limit or self.config.calls.max_duration
         if limit:
@@ -903,8 +941,10 @@ class B2BUA:
             self._respond(event.key, dialog.create_response(
                 request, 491 if method == "INVITE" else 500))
             return
-        key = self._send(call, other, sent)
+        key = client_key(sent)
         call.relays[key] = Relay(leg, event.key, request, sent)
+        kind = "offer" if method in ("INVITE", "UPDATE") else "answer"
+        self._deliver(call, other, sent, kind, lambda: self._send(call, other, sent))
 
     def _relayed_response(self, call: Call, key: TransactionKey, relay: Relay,
                           response: Response, retransmission: bool) -> None:
@@ -950,10 +990,15 @@ class B2BUA:
             data = body.data
         status = map_failure(status) if status >= 300 else status
         answer = dialog.create_response(relay.request, status, headers=headers, body=data)
-        if not self._respond(relay.server_key, answer):
-            return
-        if method == "INVITE" and 200 <= status < 300:
-            self._retransmit_2xx(call[0], source, relay.server_key, answer)
+
+        def send() -> None:
+            if self._respond(relay.server_key, answer) and method == "INVITE" and (
+                200 <= status < 300
+            ):
+                self._retransmit_2xx(call[0], source, relay.server_key, answer)
+
+        kind = "answer" if has_sdp(relay.request) else "offer"
+        self._deliver(call[0], source, answer, kind, send)
 
     def _on_ack(self, event: AckReceived) -> None:
         request = event.request
@@ -974,8 +1019,8 @@ class B2BUA:
                 body = crossing_body(request, "ACK", other.origin)
             except (BodyRefused, ParseError):
                 body = crossing_body(Response(200, ""), "ACK", other.origin)
-            self._send(None, other, target_dialog.create_ack(
-                response, headers=body.headers(), body=body.data))
+            ack = target_dialog.create_ack(response, headers=body.headers(), body=body.data)
+            self._deliver(call, other, ack, "answer", lambda: self._send(None, other, ack))
 
     # --- 2xx retransmission (RFC 6026) and session timers (RFC 4028) -------------------------
 
@@ -1096,6 +1141,8 @@ class B2BUA:
         loop = asyncio.get_running_loop()
         loop.call_later(32.0, self._forget, call)
         self._record(call)
+        if self.media is not None:
+            self._spawn(self.media.end(call.id))
 
     def _forget(self, call: Call) -> None:
         for leg in (call.a, call.b):
