@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from b2bua_helpers import (
     CALLEE,
     CALLEE_DIGITS,
@@ -671,8 +672,6 @@ def test_reload_applies_to_new_calls_only() -> None:
                 name="carrier", inbound=("127.0.0.1/32",),
                 outbound=(f"udp:127.0.0.1:{second.address.port}",),
                 number_rules=r.engine.config.trunks[0].number_rules)
-            import msgspec
-
             r.engine.reload(msgspec.structs.replace(r.engine.config, trunks=(new,)))
             r.invite()
             b_invite = await second.request("INVITE")  # the new destination
@@ -680,5 +679,87 @@ def test_reload_applies_to_new_calls_only() -> None:
             await r.caller.response(486)
             in_dialog(r.caller, invite, ok, "BYE", 2, r.sipmask)
             await first.request("BYE")  # the held call kept its leg to the old destination
+
+    run(main)
+
+
+def test_callee_session_timer_is_refreshed_by_sipmask_with_update() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            await answered_call(r, answer_headers=[("Session-Expires", "2;refresher=uac"),
+                                                   ("Require", "timer")])
+            update = await r.callee.request("UPDATE", bound=3.0)  # at half the interval
+            assert update.header("session-expires") == "2;refresher=uac"
+            r.callee.answer(update, 200)
+
+    run(main)
+
+
+def test_caller_that_stops_refreshing_is_torn_down() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            invite, ok, _, _ = await answered_call(
+                r, invite_headers=[("Session-Expires", "2"), ("Supported", "timer")])
+            assert ok.header("session-expires") == "2;refresher=uac"
+            assert ok.header("require") == "timer"
+            bye_a = await r.caller.request("BYE", bound=5.0)  # no refresh came: stale
+            bye_b = await r.callee.request("BYE", bound=5.0)
+            assert bye_a.header("reason") == bye_b.header("reason") == "SIP;cause=408"
+
+    run(main)
+
+
+def test_reinvite_glare_is_answered_491() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            invite, ok, b_invite, b_ok = await answered_call(r)
+            in_dialog(r.callee, b_invite, b_ok, "INVITE", 1, r.sipmask, uac=False,
+                      body=sdp("sendonly", owner="bob"))
+            await r.caller.request("INVITE")  # relayed; the caller has not answered yet
+            in_dialog(r.caller, invite, ok, "INVITE", 2, r.sipmask, body=sdp("sendonly"))
+            glare = await r.caller.response(method="INVITE")
+            assert glare.status == 491
+
+    run(main)
+
+
+def test_trunk_concurrent_call_limit() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            r.engine.router.trunks[0].config = msgspec.structs.replace(
+                r.engine.router.trunks[0].config, max_calls=1)
+            await answered_call(r)
+            r.invite()
+            assert (await r.caller.response(503)).header("retry-after") == "5"
+            assert r.engine.stats.calls_rejected == 1
+
+    run(main)
+
+
+def test_trunk_call_rate_limit() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            trunk = r.engine.router.trunks[0]
+            trunk.config = msgspec.structs.replace(trunk.config, calls_per_second=1.0)
+            trunk._tokens = 1.0
+            r.invite()
+            await r.callee.request("INVITE")
+            r.invite()  # the second in the same second
+            assert (await r.caller.response(503)).status == 503
+
+    run(main)
+
+
+def test_no_binding_goes_to_the_fallback_uri() -> None:
+    async def main() -> None:
+        async with rig(session=False) as r:
+            port = r.callee.address.port
+            r.engine.reload(msgspec.structs.replace(r.engine.config, calls=msgspec.structs.replace(
+                r.engine.config.calls, no_binding="fallback",
+                fallback=f"sip:ivr@127.0.0.1:{port}")))
+            r.invite(dialled="+918000000001")
+            b_invite = await r.callee.request("INVITE")
+            assert b_invite.parsed_uri.user == "ivr"
+            assert CALLER_DIGITS not in bytes(b_invite).decode()
 
     run(main)
