@@ -21,3 +21,15 @@ _NUMBER_RUN = re.compile(r"\+?\d{7,}")
 def mask_numbers_in(text: str) -> str:
     """Mask every phone-number-like run (7 or more digits, optional '+') inside `text`."""
     return _NUMBER_RUN.sub(lambda m: mask_number(m.group()), text)
+
+
+def mask_party(key: str) -> str:
+    """Mask a participant key for logs: a number as `mask_number` does, a SIP key
+    `alice@example.com` as `a****@example.com` (the host names a carrier or a PBX, not a
+    person)."""
+    user, at, host = key.partition("@")
+    if not at:
+        return mask_number(key)
+    if user.lstrip("+").isdigit():
+        return f"{mask_number(user)}@{host}"
+    return f"{user[:1]}{'*' * max(len(user) - 1, 1)}@{host}"

@@ -41,7 +41,7 @@ from typing import Any
 from .._core import Request, Response, SdpOrigin
 from ..config import Config
 from ..errors import LocalProtocolError, ParseError, SipError
-from ..privacy import mask_number
+from ..privacy import mask_party
 from ..sip.dialog import Dialog
 from ..sip.events import (
     AckReceived,
@@ -1161,9 +1161,9 @@ class B2BUA:
             "call %s %s: caller %s dialled %s, callee %s, cause %s, %.1f s answered",
             call.id,
             call.status,
-            mask_number(call.caller),
+            mask_party(call.caller),
             call.dialled,
-            mask_number(binding.callee.key) if binding else "-",
+            mask_party(binding.callee.key) if binding else "-",
             call.cause or "-",
             duration,
         )

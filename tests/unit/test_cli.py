@@ -78,3 +78,12 @@ def test_runtime_falls_back_to_asyncio_without_uvloop(monkeypatch):
         return type(asyncio.get_running_loop()).__module__
 
     assert runtime.run(answer()).startswith("asyncio")
+
+
+def test_mask_party_hides_the_user_part() -> None:
+    from sipmask.privacy import mask_party
+
+    assert mask_party("+919876543210") == "+91******3210"
+    assert mask_party("alice@pbx.example") == "a****@pbx.example"
+    assert mask_party("+919876543210@gw.example") == "+91******3210@gw.example"
+    assert mask_party("a@h") == "a*@h"
