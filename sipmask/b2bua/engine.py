@@ -112,6 +112,8 @@ class B2BUA:
         store: where bindings are looked up and call records kept.
         clock: wall-clock seconds for call records (the loop's clock drives timers).
         media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
+        call_ids: makes the Call-IDs of legs sipmask creates (with several workers, ones this
+            worker owns: `CallIdRouter.mint`); random hex by default.
     """
 
     def __init__(
@@ -121,9 +123,11 @@ class B2BUA:
         *,
         clock: Callable[[], float] = time.time,
         media: MediaHook | None = None,
+        call_ids: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.media = media
+        self._new_call_id = call_ids or (lambda: new_token(16))
         self.clock = clock
         self.stats = EngineStats()
         self.draining = False
@@ -225,7 +229,7 @@ class B2BUA:
     async def probe(self, target: Target) -> bool:
         """Send one OPTIONS to `target`; any response means it is up. Returns whether it
         answered, and marks it down or up for call routing."""
-        leg = self._make_leg(Side.CALLEE, target.address, target.transport, new_token(16),
+        leg = self._make_leg(Side.CALLEE, target.address, target.transport, self._new_call_id(),
                              "sipmask")
         local = self._local(target.transport, target.address)
         uri = f"sip:{target.uri_host}"
@@ -521,7 +525,7 @@ class B2BUA:
         presented = self._presented(call)
         if call.b is None:
             call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
-                                    new_token(16), presented)
+                                    self._new_call_id(), presented)
             self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
         else:
             call.b.peer = target.address
@@ -1215,7 +1219,7 @@ class B2BUA:
             self._reject(event, 480)
             return
         target = targets[0]
-        leg = self._make_leg(Side.CALLEE, target.address, target.transport, new_token(16),
+        leg = self._make_leg(Side.CALLEE, target.address, target.transport, self._new_call_id(),
                              binding.caller_id)
         try:
             body = crossing_body(request, "MESSAGE", leg.origin)

@@ -39,6 +39,7 @@ from ..sip.events import Address, SipEvent, TransactionKey
 from ..sip.layer import TransactionLayer
 from .stream import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE, ConnectionTable, StreamConnection
 from .udp import DEFAULT_MAX_DATAGRAM, Network, UdpListener, open_udp, parse_networks
+from .workers import CallIdRouter
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class SipEndpoint:
         max_datagram: largest UDP datagram accepted.
         max_message: largest message on a TCP connection (the framer's buffer limit).
         idle_timeout: seconds after which a silent TCP connection is closed.
+        router: with several workers, which datagrams this worker handles (the others are
+            handed to their owner, `workers.py`); None handles everything.
     """
 
     def __init__(
@@ -117,8 +120,10 @@ class SipEndpoint:
         max_datagram: int = DEFAULT_MAX_DATAGRAM,
         max_message: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        router: CallIdRouter | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.router = router
         self.layer = layer if layer is not None else TransactionLayer()
         self.allowed = parse_networks(allowed)
         self.max_datagram = max_datagram
@@ -145,10 +150,16 @@ class SipEndpoint:
     # --- setup -----------------------------------------------------------------------------
 
     async def listen(
-        self, spec: ListenSpec | str, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        spec: ListenSpec | str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> Address:
         """Open a listener; return the address it is bound to (port 0 picks a free port).
-        A `tls` listener needs `ssl_context` (see `stream.server_context`)."""
+        A `tls` listener needs `ssl_context` (see `stream.server_context`). `sock`, already
+        bound (and listening for TCP), is used instead of binding: several workers share
+        it."""
         if isinstance(spec, str):
             spec = ListenSpec.parse(spec)
         if (spec.transport == "tls") != (ssl_context is not None):
@@ -161,12 +172,16 @@ class SipEndpoint:
                 self.allowed,
                 max_datagram=self.max_datagram,
                 advertise=spec.advertise,
+                sock=sock,
             )
+            listener.index = len(self.udp)
             self.udp.append(listener)
             assert listener.local is not None
             self._advertised.append(("udp", listener.family, listener.advertise))
             return listener.local
-        bound = await self.tcp.listen(spec.bind, spec.advertise, ssl_context=ssl_context)
+        bound = await self.tcp.listen(
+            spec.bind, spec.advertise, ssl_context=ssl_context, sock=sock
+        )
         self.tcp_listening.append(bound)
         self._advertised.append(
             (spec.transport, _family(bound.host), spec.advertise or bound)
@@ -191,6 +206,8 @@ class SipEndpoint:
 
     async def close(self) -> None:
         """Close every listener and connection and disarm the timer."""
+        if self.router is not None:
+            self.loop.remove_reader(self.router.mailbox.inbox(self.router.worker).fileno())
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -215,6 +232,23 @@ class SipEndpoint:
     # --- input from the listeners ----------------------------------------------------------
 
     def _on_datagram(self, data: bytes, source: Address, listener: UdpListener) -> None:
+        router = self.router
+        if router is not None and not router.keep(data, source, listener.index):
+            return  # another worker owns this Call-ID: handed over
+        self._remember(source, listener)
+        self._receive(data, source, reliable=False)
+
+    def start_mailbox(self) -> None:
+        """Take datagrams other workers hand over (several workers only)."""
+        if self.router is not None:
+            inbox = self.router.mailbox.inbox(self.router.worker)
+            self.loop.add_reader(inbox.fileno(), self.router.read_inbox, self._on_handed_over)
+
+    def _on_handed_over(self, index: int, source: Address, data: bytes) -> None:
+        if index >= len(self.udp):
+            self.internal_errors += 1
+            return
+        listener = self.udp[index]
         self._remember(source, listener)
         self._receive(data, source, reliable=False)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from typing import cast
@@ -184,17 +185,23 @@ class ConnectionTable:
         advertise: Address | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> Address:
         """Accept connections on `bind` (TLS with `ssl_context`); return the bound address
         (port 0 picks one). Over TLS the source check runs once the handshake is done: the
         ssl module calls `connection_made` only then."""
         tls = ssl_context is not None
-        server = await self.loop.create_server(
-            lambda: StreamConnection(self, advertise, tls=tls),
-            bind.host,
-            bind.port,
-            ssl=ssl_context,
-        )
+        if sock is not None:  # a listening socket shared by several workers
+            server = await self.loop.create_server(
+                lambda: StreamConnection(self, advertise, tls=tls), sock=sock, ssl=ssl_context
+            )
+        else:
+            server = await self.loop.create_server(
+                lambda: StreamConnection(self, advertise, tls=tls),
+                bind.host,
+                bind.port,
+                ssl=ssl_context,
+            )
         self._servers.append((server, advertise))
         name = server.sockets[0].getsockname()
         return Address(name[0], name[1])

@@ -103,6 +103,8 @@ class UdpListener(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.local: Address | None = None
         self.family = socket.AF_INET
+        self.index = 0
+        """Position among the endpoint's UDP listeners (the same in every worker)."""
 
     @property
     def advertise(self) -> Address:
@@ -171,8 +173,10 @@ async def open_udp(
     max_datagram: int = DEFAULT_MAX_DATAGRAM,
     advertise: Address | None = None,
     receive_buffer: int = DEFAULT_RECEIVE_BUFFER,
+    sock: socket.socket | None = None,
 ) -> UdpListener:
-    """Bind a UDP listener on `bind` (IPv4 or IPv6 literal; port 0 picks a free port)."""
+    """Bind a UDP listener on `bind` (IPv4 or IPv6 literal; port 0 picks a free port), or
+    listen on `sock`, already bound (a socket shared by several workers)."""
     listener = UdpListener(
         on_datagram,
         allowed,
@@ -180,5 +184,8 @@ async def open_udp(
         advertise=advertise,
         receive_buffer=receive_buffer,
     )
-    await loop.create_datagram_endpoint(lambda: listener, local_addr=(bind.host, bind.port))
+    if sock is not None:
+        await loop.create_datagram_endpoint(lambda: listener, sock=sock)
+    else:
+        await loop.create_datagram_endpoint(lambda: listener, local_addr=(bind.host, bind.port))
     return listener
