@@ -54,6 +54,7 @@ __all__ = [
     "SipConfig",
     "StoreConfig",
     "TrunkConfig",
+    "WebhooksConfig",
     "default_config",
     "load_config",
     "parse_config",
@@ -278,6 +279,31 @@ class CallsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Session interval (RFC 4028) proposed on a B leg when the caller proposed none."""
 
 
+class WebhooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`[webhooks]`: session and call events POSTed to the platform, and the two synchronous
+    hooks the call path may ask (docs/config.md). Every request is signed with `secret`."""
+
+    url: str | None = None
+    """Where events (`session.created`, `call.ended`...) are POSTed; none sends no events."""
+    secret: str = ""
+    """HMAC-SHA256 key of the `X-Sipmask-Signature` header; required with any URL."""
+    timeout_ms: Annotated[int, Meta(ge=10, le=10_000)] = 500
+    """How long a call waits for the intercept or out-of-session hook before the default."""
+    event_timeout_ms: Annotated[int, Meta(ge=100, le=60_000)] = 5_000
+    """Timeout of one event POST."""
+    retries: Annotated[int, Meta(ge=0, le=20)] = 5
+    """Event POSTs retried after the first on a 5xx, 429, timeout or connection error, with
+    exponential backoff (0.5 s doubling, at most 30 s)."""
+    intercept_url: str | None = None
+    """Asked before each call of an open session: allow or block."""
+    intercept_on_failure: Literal["allow", "block"] = "allow"
+    """The answer when the intercept hook fails or times out."""
+    out_of_session_url: str | None = None
+    """Asked for a call with no session binding: reject, fallback or create a session."""
+    out_of_session_on_failure: str = "reject"
+    """The answer when that hook fails: `"reject"` or a `sip:` URI to fall back to."""
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`[logging]`."""
 
@@ -307,6 +333,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trunks: tuple[TrunkConfig, ...] = ()
     masking: MaskingConfig = MaskingConfig()
     calls: CallsConfig = CallsConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
     process: ProcessConfig = ProcessConfig()
 
@@ -679,6 +706,24 @@ def _semantic(
             err("calls.fallback", "must be a sip: or sips: URI")
     elif calls.no_binding == "fallback":
         err("calls.fallback", 'no_binding = "fallback" needs a fallback URI')
+
+    _check_webhooks(config.webhooks, err)
+
+
+def _check_webhooks(hooks: WebhooksConfig, err: Any) -> None:
+    urls = ("url", "intercept_url", "out_of_session_url")
+    for key in urls:
+        value = getattr(hooks, key)
+        # A URL may hold credentials: name the problem, not the value.
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+            err(f"webhooks.{key}", "must be an http:// or https:// URL")
+    if any(getattr(hooks, key) is not None for key in urls) and not hooks.secret:
+        err("webhooks.secret", "required when a webhook URL is set (requests are signed)")
+    if hooks.secret and any(c.isspace() for c in hooks.secret):
+        err("webhooks.secret", "no spaces")  # never print the secret
+    fallback = hooks.out_of_session_on_failure
+    if fallback != "reject" and not fallback.lower().startswith(("sip:", "sips:")):
+        err("webhooks.out_of_session_on_failure", '"reject" or a sip: or sips: URI')
 
 
 def _reason(exc: Exception) -> str:
