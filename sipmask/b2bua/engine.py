@@ -38,6 +38,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .._core import Request, Response, SdpOrigin
 from ..config import Config
 from ..errors import LocalProtocolError, ParseError, SipError
@@ -58,8 +60,10 @@ from ..sip.responses import make_response
 from ..sip.transaction import client_key
 from ..sip.validate import options_response, stateless_answer, stateless_tag
 from ..store import SessionStore, StoreError
+from ..store.events import EventPublisher
 from ..store.model import Binding, Interaction
 from ..transport.endpoint import SipEndpoint, format_hostport
+from ..webhooks import CreateSession, Fallback, WebhookSender
 from . import numbers
 from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
 from .digest import DigestError, authorization, parse_challenge
@@ -114,6 +118,10 @@ class B2BUA:
         media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
         call_ids: makes the Call-IDs of legs sipmask creates (with several workers, ones this
             worker owns: `CallIdRouter.mint`); random hex by default.
+        events: where call records go as `call.ended` events (the store's event stream and
+            the webhooks), besides the store's interactions.
+        hooks: the platform's synchronous hooks: intercept (may block a call of an open
+            session) and out-of-session (decides for a caller without a binding).
     """
 
     def __init__(
@@ -124,8 +132,12 @@ class B2BUA:
         clock: Callable[[], float] = time.time,
         media: MediaHook | None = None,
         call_ids: Callable[[], str] | None = None,
+        events: EventPublisher | None = None,
+        hooks: WebhookSender | None = None,
     ) -> None:
         self.store = store
+        self.events = events
+        self.hooks = hooks
         self.media = media
         self._new_call_id = call_ids or (lambda: new_token(16))
         self.clock = clock
@@ -462,7 +474,7 @@ class B2BUA:
             binding = await self.store.lookup(call.dialled, call.caller)
         except StoreError as exc:
             log.warning("call %s: binding lookup failed: %s", call.id, exc)
-            self._fail(call, 500, "failed", "store")
+            self._fail(call, 503, "failed", "store")  # carriers fail over; Retry-After set
             return
         if call.ended:
             return  # cancelled while looking up
@@ -470,6 +482,19 @@ class B2BUA:
             await self._no_binding(call)
             return
         call.binding = binding
+        hooks = self.hooks
+        if hooks is not None and hooks.intercept_enabled:
+            allowed = await hooks.intercept(binding.session_id, binding.caller.key,
+                                            binding.callee.key)
+            if call.ended:
+                return
+            if not allowed:
+                self.stats.calls_rejected += 1
+                self._fail(call, self.config.calls.reject_status, "refused", "intercept")
+                return
+        await self._route_bound(call, binding)
+
+    async def _route_bound(self, call: Call, binding: Binding) -> None:
         callee = binding.callee
         if callee.key in self._pool_numbers:
             self._fail(call, 482, "refused", "loop")  # a virtual number would loop back
@@ -491,17 +516,48 @@ class B2BUA:
 
     async def _no_binding(self, call: Call) -> None:
         calls = self.config.calls
-        if calls.no_binding == "fallback" and calls.fallback:
-            try:
-                call.targets = [await self.router._uri_target(calls.fallback)]
-            except (ValueError, OSError):
-                call.targets = []
-            if call.targets and not call.ended:
-                self._arm_ringing(call, None)
-                self._start_b(call)
+        hooks = self.hooks
+        if hooks is not None and hooks.out_of_session_enabled:
+            decision = await hooks.out_of_session(call.dialled, call.caller)
+            if call.ended:
                 return
+            if isinstance(decision, CreateSession):
+                binding = None
+                try:
+                    await self.store.create_session(decision.spec())
+                    binding = await self.store.lookup(call.dialled, call.caller)
+                except StoreError as exc:
+                    log.warning("call %s: out-of-session session not made: %s", call.id, exc)
+                if binding is not None and not call.ended:
+                    call.binding = binding
+                    await self._route_bound(call, binding)
+                    return
+            elif isinstance(decision, Fallback):
+                await self._to_uri(call, decision.uri)
+                return
+            if not call.ended:
+                self.stats.calls_rejected += 1
+                self._fail(call, calls.reject_status, "refused", "out-of-session")
+            return
+        if calls.no_binding == "fallback" and calls.fallback:
+            await self._to_uri(call, calls.fallback)
+            return
         self.stats.calls_rejected += 1
         self._fail(call, calls.reject_status, "refused", "no-binding")
+
+    async def _to_uri(self, call: Call, uri: str) -> None:
+        """Send a call without a binding to a fixed URI (an IVR, an agent)."""
+        try:
+            call.targets = [await self.router._uri_target(uri)]
+        except (ValueError, OSError):
+            call.targets = []
+        if call.ended:
+            return
+        if not call.targets:
+            self._fail(call, 480, "failed", "no-route")
+            return
+        self._arm_ringing(call, None)
+        self._start_b(call)
 
     def _live_first(self, targets: list[Target]) -> list[Target]:
         now = asyncio.get_running_loop().time()
@@ -1187,6 +1243,8 @@ class B2BUA:
             cause=call.cause,
         )
         self._spawn(self._save(record))
+        if self.events is not None:
+            self.events.publish("call.ended", msgspec.to_builtins(record))
 
     async def _save(self, record: Interaction) -> None:
         try:

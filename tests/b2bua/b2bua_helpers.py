@@ -263,7 +263,8 @@ country_code = "91"
 async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
               inbound: str = "127.0.0.1/32", call_time_limit: int | None = None,
               ring_timeout: int | None = None, caller_host: str = "127.0.0.1",
-              sip_extra: str = "", media: object = None) -> AsyncIterator[Rig]:
+              sip_extra: str = "", media: object = None, events: object = None,
+              hooks: object = None) -> AsyncIterator[Rig]:
     """A running B2BUA with a session between CALLER and CALLEE."""
     caller = await Peer().start(caller_host)
     peers = [await Peer().start() for _ in range(callees)]
@@ -279,7 +280,8 @@ async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
                 ring_timeout=ring_timeout,
             )
         )
-    engine = B2BUA(config, store, media=media)  # type: ignore[arg-type]
+    engine = B2BUA(config, store, media=media, events=events,  # type: ignore[arg-type]
+                   hooks=hooks)  # type: ignore[arg-type]
     layer = TransactionLayer(config.sip.timers)
     endpoint = SipEndpoint(engine.handle, layer=layer, allowed=("0.0.0.0/0",))
     engine.attach(endpoint)
