@@ -1,8 +1,9 @@
 """The `sipmask` command line.
 
-`sipmask run` starts the process (`sipmask.server.serve`: store, API, SIP listeners); until
-the call engine lands it refuses INVITEs with 503 (docs/running.md). `sipmask selfcheck`
-runs the core self-check.
+`sipmask run` starts the process (`sipmask.server.serve`: store, API, metrics, SIP listeners
+and the masking B2BUA; SIGHUP reloads the file, SIGTERM drains; docs/running.md). `sipmask
+demo` shows one masked call end to end on this machine. `sipmask selfcheck` runs the core
+self-check.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ def check_config(path: str, out=None, err=None) -> int:  # type: ignore[no-untyp
 
 def run_server(path: str | None, workers: int | None = None, out=None, err=None) -> int:  # type: ignore[no-untyped-def]
     """`sipmask run`: load the config (the embedded default without `path`), print its
-    summary, serve until SIGTERM/SIGINT. Prints `listening <kind> <host> <port>` for each
-    listener, then `ready`, to `out`. Returns 0 after a clean stop, 2 for a bad
-    configuration, 1 when the process could not start."""
+    summary, serve until SIGINT or a drained SIGTERM (SIGHUP re-reads `path`). Prints
+    `listening <kind> <host> <port>` for each listener, then `ready`, to `out`. Returns 0
+    after a clean stop, 2 for a bad configuration, 1 when the process could not start."""
     out = out or sys.stdout
     err = err or sys.stderr
     source = path or "<embedded default>"
@@ -142,7 +143,7 @@ def run_server(path: str | None, workers: int | None = None, out=None, err=None)
 
     log = logging.getLogger("sipmask.cli")
     try:
-        runtime.run(serve(config, ready=ready, listening=listening))
+        runtime.run(serve(config, config_path=path, ready=ready, listening=listening))
     except OSError as e:
         log.error("cannot start: %s", e.strerror or e)
         return 1
@@ -169,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     sub.add_parser("version", help="print the version")
+    sub.add_parser("demo", help="show one masked call end to end on this machine")
     from .cli_api import add_api_commands  # session/pool commands against a running API
 
     add_api_commands(sub)
@@ -184,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return parse_file(args.file, show_numbers=args.show_numbers)
     if args.command == "run":
         return run_server(args.config, args.workers)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo()
     return selfcheck()
 
 

@@ -1,17 +1,25 @@
-"""The composition root: `serve(config)` opens the store, the API and the SIP endpoint of one
-sipmask process and runs them until told to stop.
+"""The composition root: `serve(config)` opens the store, the API, the metrics listener and
+the SIP endpoint of one sipmask process and runs them until told to stop.
 
 Theory of operation:
 
 - Start, in order: the store (`[store]`: memory, journaled under `data_dir`, or Redis), the
   pools of the config file applied to it (`set_pool`; the API refuses writes to them), the
-  provisioning API (aiohttp on `[api] listen`), then the SIP listeners (`[sip] listen`). A
-  failure at any step closes what was opened and raises (a port in use is an `OSError`).
+  provisioning API (aiohttp on `[api] listen`, with `/readyz`), the Prometheus listener
+  (`[metrics] listen` when enabled), then the SIP listeners (`[sip] listen`). A failure at
+  any step closes what was opened and raises (a port in use is an `OSError`).
 - Run: `ready()` is called once everything listens. `store.expire()` runs every
-  `EXPIRE_INTERVAL` seconds. The process stops when `stop` is set or on SIGTERM/SIGINT
-  (handlers are installed only when `serve` runs on the main thread).
-- Stop: SIP listeners first (no new traffic), then the call engine (calls still up get a
-  BYE), then the API, then the store. Draining calls on SIGTERM is issue 7.
+  `EXPIRE_INTERVAL` seconds.
+- Signals (installed only when `serve` runs on the main thread): SIGHUP re-reads the config
+  file; an invalid file is logged and changes nothing; a valid one is applied: pools
+  (`set_pool`: numbers dropped are drained by the store), the engine (`B2BUA.reload`:
+  trunks, ACLs, limits, masking, call policy, for new calls) and the listeners' source
+  networks. Listener addresses, the API, the store and the metrics listener are not changed
+  by a reload (a change is logged). SIGTERM drains: new INVITEs get 503, the calls in progress
+  may go on for `[process] drain_grace` seconds, then the process stops; a second SIGTERM
+  stops at once. SIGINT (and `stop`) stops at once.
+- Stop: the call engine first (calls still up get a BYE while the listeners can still send
+  it), then the SIP listeners, the metrics listener, the API, and the store.
 - SIP: the masking B2BUA (`sipmask.b2bua`) is the endpoint's event callback. A request from
   outside every trunk's `inbound` networks is dropped by the listeners (`unknown_source =
   "drop"`; the trunks' outbound IP destinations are let through, their answers are needed)
@@ -19,7 +27,7 @@ Theory of operation:
 
 Privacy: log lines name methods, statuses and addresses, never a number; `configure_logging`
 masks every number-like run in whatever reaches the log (`mask_numbers_in`) unless
-`[logging] show_numbers` is true.
+`[logging] show_numbers` is true. Metric labels carry no number.
 """
 
 from __future__ import annotations
@@ -34,32 +42,42 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from .b2bua import B2BUA
-from .config import Config, LoggingConfig, parse_destination
+from .config import Config, ConfigError, LoggingConfig, load_config, parse_destination
 from .privacy import mask_numbers_in
 from .sip.events import Address
 from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
+from .transport.udp import parse_networks
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .metrics import Metrics
 
 __all__ = [
+    "DRAIN_POLL",
     "EXPIRE_INTERVAL",
-    "outbound_networks",
     "configure_logging",
     "open_store",
+    "outbound_networks",
     "serve",
+    "set_source_networks",
+    "source_networks",
 ]
 
 log = logging.getLogger("sipmask.server")
 
-"""Methods served (the Allow of 405/501 and of the OPTIONS answer)."""
 EXPIRE_INTERVAL = 5.0
 """Seconds between two runs of the store's housekeeping (`expire`)."""
-REFUSAL_LOG_INTERVAL = 60.0
-"""Seconds between two log lines about refused INVITEs."""
+DRAIN_POLL = 0.1
+"""Seconds between two looks at the calls in progress while draining."""
+READY_STORE_BOUND = 2.0
+"""Seconds /readyz waits for the store before calling it unavailable."""
 _EVERYWHERE = ("0.0.0.0/0", "::/0")
 
 Listening = Callable[[str, Address], None]
@@ -168,76 +186,284 @@ def outbound_networks(config: Config) -> list[str]:
     return found
 
 
+# --- reload, drain, readiness --------------------------------------------------------------
+
+
+def source_networks(config: Config) -> list[str]:
+    """What the listeners let through: everything in "reject" mode (the engine answers 403),
+    else the trunks' inbound networks and their outbound IP destinations."""
+    if config.sip.unknown_source == "reject":
+        return list(_EVERYWHERE)
+    return [net for trunk in config.trunks for net in trunk.inbound] + outbound_networks(config)
+
+
+def set_source_networks(endpoint: SipEndpoint, networks: list[str]) -> None:
+    """Replace the listeners' source ACL in place: new TCP connections are judged by the
+    endpoint's table, UDP datagrams by each listener (whose cached verdicts are dropped)."""
+    allowed = parse_networks(networks)
+    endpoint.allowed = allowed
+    endpoint.tcp.allowed = allowed
+    for listener in endpoint.udp:
+        # transport has no public setter for a listener's networks yet (see docs/running.md)
+        listener._allowed = allowed
+        listener._source_verdicts.clear()
+
+
+# (what a reload cannot change, how to read it): a change is logged, applied at restart.
+_AT_RESTART: tuple[tuple[str, Callable[[Config], object]], ...] = (
+    ("sip.listen", lambda c: c.sip.listen),
+    ("sip.advertise", lambda c: c.sip.advertise),
+    ("sip.tls_cert", lambda c: (c.sip.tls_cert, c.sip.tls_key)),
+    ("sip.timers", lambda c: c.sip.timers),
+    ("sip.max_message_size", lambda c: c.sip.max_message_size),
+    ("sip.max_transactions", lambda c: (c.sip.max_transactions, c.sip.overload_status,
+                                        c.sip.retry_after)),
+    ("sip.tcp_idle_timeout", lambda c: c.sip.tcp_idle_timeout),
+    ("api", lambda c: c.api),
+    ("metrics", lambda c: c.metrics),
+    ("store", lambda c: c.store),
+    ("logging.format", lambda c: (c.logging.format, c.logging.show_numbers)),
+    ("process.workers", lambda c: c.process.workers),
+)
+
+
+class _Process:
+    """What SIGHUP, SIGTERM and /readyz act on, once everything is open."""
+
+    def __init__(self, config: Config, path: str | None, stop: asyncio.Event) -> None:
+        self.started = config
+        self.config = config
+        self.path = path
+        self.stop = stop
+        self.store: SessionStore | None = None
+        self.engine: B2BUA | None = None
+        self.endpoint: SipEndpoint | None = None
+        self.metrics: Metrics | None = None
+        self.listening = False
+        self.draining = False
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        self._drain: asyncio.Task[None] | None = None
+
+    # --- SIGHUP ---
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload now, or once more after the reload in progress."""
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = asyncio.ensure_future(self._reload_loop())
+
+    async def _reload_loop(self) -> None:
+        while True:
+            self._reload_again = False
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reload failed")
+            if not self._reload_again:
+                return
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reloads[result] = self.metrics.reloads.get(result, 0) + 1
+
+    async def reload(self) -> bool:
+        """Re-read the file; apply pools, trunks, ACLs, limits, masking and call policy.
+        An invalid file changes nothing. Returns whether the new file was applied."""
+        if self.path is None:
+            log.warning("reload: running on the embedded default, no file to re-read")
+            return False
+        if self.engine is None or self.store is None or self.endpoint is None:
+            log.warning("reload: not started yet; ignored")
+            return False
+        try:
+            new = load_config(self.path)
+        except ConfigError as exc:
+            log.error("reload rejected, the running config is kept: %s: %d error(s)",
+                      self.path, len(exc.errors))
+            for line in exc.errors:
+                log.error("reload rejected: %s", line)
+            self._count("rejected")
+            return False
+        except OSError as exc:
+            log.error("reload rejected, the running config is kept: %s: cannot read: %s",
+                      self.path, exc.strerror or exc)
+            self._count("rejected")
+            return False
+        try:
+            for pool in new.pools:
+                await self.store.set_pool(pool.name, pool.numbers, pool.reserved)
+        except StoreError as exc:
+            # Pools applied before the failing one stay applied; nothing else changes.
+            log.error("reload rejected, trunks and policy kept: pools: %s", exc)
+            self._count("rejected")
+            return False
+        for key, read in _AT_RESTART:
+            if read(new) != read(self.started):
+                log.warning("reload: %s changed; it applies at the next restart", key)
+        self.engine.reload(new)
+        set_source_networks(self.endpoint, source_networks(new))
+        logging.getLogger().setLevel(new.logging.level.upper())
+        self.config = new
+        self._count("applied")
+        if self.metrics is not None:
+            await self.metrics.refresh_pools(self.store, [p.name for p in new.pools])
+        log.info("reloaded %s: %s", self.path, new.summary())
+        return True
+
+    # --- SIGTERM ---
+
+    def request_drain(self) -> None:
+        """SIGTERM: drain, then stop; a second SIGTERM stops at once."""
+        if self._drain is not None:
+            log.info("second SIGTERM: stopping now")
+            self.stop.set()
+            return
+        self._drain = asyncio.ensure_future(self.drain())
+
+    async def drain(self) -> None:
+        """New INVITEs get 503; wait for the calls in progress to end, up to
+        `[process] drain_grace` seconds; then stop (what is left gets a BYE)."""
+        self.draining = True
+        engine = self.engine
+        if engine is None:  # SIGTERM during start-up: nothing to drain
+            self.stop.set()
+            return
+        grace = self.config.process.drain_grace
+        engine.drain()
+        log.info("draining: %d call(s) in progress, up to %.0f s", len(engine.calls), grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while engine.calls and loop.time() < deadline and not self.stop.is_set():
+            await asyncio.sleep(DRAIN_POLL)
+        if engine.calls:
+            log.info("drain grace over: %d call(s) left, ending them", len(engine.calls))
+        else:
+            log.info("drained: no call in progress")
+        self.stop.set()
+
+    async def close(self) -> None:
+        for task in (self._reloading, self._drain):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # --- /readyz ---
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """200 when the store answers and the SIP listeners are open; 503 otherwise (also
+        while draining, so a load balancer stops sending)."""
+        from aiohttp import web
+
+        reason = None
+        if self.draining or self.stop.is_set():
+            reason = "draining"
+        elif not self.listening:
+            reason = "starting"
+        elif self.store is not None:
+            try:
+                await asyncio.wait_for(self.store.list_pools(), READY_STORE_BOUND)
+            except (StoreError, asyncio.TimeoutError, OSError):
+                reason = "store unavailable"
+        if reason is not None:
+            return web.json_response({"status": reason}, status=503,
+                                     headers={"Retry-After": "5"})
+        return web.json_response({"status": "ok"})
+
+
+def _public_readyz(process: _Process) -> Any:
+    """A middleware put first on the API app: /readyz answers without a token (probes send
+    none); the API's own PUBLIC_PATHS does not list it."""
+    from aiohttp import web
+
+    @web.middleware
+    async def public(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/readyz" and request.method == "GET":
+            return await process.readyz(request)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return public
+
+
 # --- serve -------------------------------------------------------------------------------------
 
 
 async def serve(
     config: Config,
     *,
+    config_path: str | None = None,
     ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
     listening: Listening | None = None,
 ) -> None:
-    """Run one sipmask process on `config` until `stop` is set or SIGTERM/SIGINT arrives.
+    """Run one sipmask process on `config` until `stop` is set, SIGINT arrives, or SIGTERM
+    has drained the calls.
 
     Args:
         config: a checked configuration (`load_config` / `default_config`).
+        config_path: the file `config` came from: SIGHUP re-reads it (None: the embedded
+            default, SIGHUP only logs).
         ready: called once the store is open and the API and every SIP listener listen.
-        stop: set it to stop (a fresh event when None).
-        listening: called with (`udp`/`tcp`/`tls`/`api`, bound address) for each listener,
-            before `ready` (port 0 in the config becomes the port picked).
+        stop: set it to stop at once (a fresh event when None).
+        listening: called with (`udp`/`tcp`/`tls`/`api`/`metrics`, bound address) for each
+            listener, before `ready` (port 0 in the config becomes the port picked).
 
     Raises:
         OSError: a listener could not bind. StoreError: the store could not be opened or
         the config's pools applied. Everything opened is closed first.
     """
-    from aiohttp import web
-
-    from .api import MaskingAccessLogger, make_app
+    from .api import make_app
 
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     sip = config.sip
     trunk_networks = [net for trunk in config.trunks for net in trunk.inbound]
     reject = sip.unknown_source == "reject"
+    process = _Process(config, config_path, stop)
 
     signals: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+        handlers = {
+            signal.SIGTERM: process.request_drain,
+            signal.SIGINT: stop.set,
+            signal.SIGHUP: process.request_reload,
+        }
+        for signum, handler in handlers.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.add_signal_handler(signum, handler)
                 signals.append(signum)
 
     async with contextlib.AsyncExitStack() as stack:
         for signum in signals:
             stack.callback(loop.remove_signal_handler, signum)
+        stack.push_async_callback(process.close)
 
         store = await open_store(config)
         stack.push_async_callback(store.close)
+        process.store = store
         log.info(
             "store %s open, %d pool(s) from the config", config.store.backend, len(config.pools)
         )
 
         app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools)
-        runner = web.AppRunner(
-            app,
-            access_log_class=MaskingAccessLogger,
-            access_log=logging.getLogger("sipmask.api.access"),
-            handle_signals=False,
-        )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        api = parse_hostport(config.api.listen)
-        site = web.TCPSite(runner, api.host, api.port)
-        await site.start()
-        for sockname in runner.addresses:
-            bound = Address(str(sockname[0]), int(sockname[1]))
-            log.info("API listening on http://%s:%d", bound.host, bound.port)
-            if listening is not None:
-                listening("api", bound)
+        app.middlewares.insert(0, _public_readyz(process))
+        app.router.add_get("/readyz", process.readyz, allow_head=False)
+        await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
 
-        engine = B2BUA(config, store)
-        stack.push_async_callback(engine.close)
+        metrics = None
+        engine_store = store
+        if config.metrics.enabled:
+            from .metrics import Metrics, metrics_app
+
+            metrics = process.metrics = Metrics()
+            engine_store = cast(SessionStore, metrics.timed(store))
+            await _start_site(stack, metrics_app(metrics), config.metrics.listen, "metrics",
+                              listening, access_log=False)
+
+        engine = B2BUA(config, engine_store)
         layer = TransactionLayer(
             sip.timers,
             max_transactions=sip.max_transactions,
@@ -247,13 +473,19 @@ async def serve(
         endpoint = SipEndpoint(
             engine.handle,
             layer=layer,
-            allowed=_EVERYWHERE if reject else trunk_networks + outbound_networks(config),
+            allowed=source_networks(config),
             max_datagram=sip.max_message_size,
             max_message=sip.max_message_size,
             idle_timeout=sip.tcp_idle_timeout,
         )
         engine.attach(endpoint)
-        stack.push_async_callback(endpoint.close)  # closed first: no new SIP traffic
+        # Closed in reverse: the engine first (calls still up get their BYE while the
+        # listeners can still send it), then the listeners.
+        stack.push_async_callback(endpoint.close)
+        stack.push_async_callback(engine.close)
+        process.engine, process.endpoint = engine, endpoint
+        if metrics is not None:
+            metrics.engine, metrics.endpoint = engine, endpoint
         if not trunk_networks:
             log.warning(
                 "no trunk has inbound networks: every SIP request will be %s",
@@ -270,19 +502,28 @@ async def serve(
                 listening(spec.transport, bound)
 
         engine.start_probing()
-        housekeeping = loop.create_task(_housekeeping(store))
+        background = [loop.create_task(_housekeeping(store))]
+        if metrics is not None:
+            background.append(loop.create_task(metrics.refresh_pools_forever(
+                store, lambda: [pool.name for pool in process.config.pools]
+            )))
 
-        async def _cancel_housekeeping() -> None:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+        async def _cancel_background() -> None:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-        stack.push_async_callback(_cancel_housekeeping)
+        stack.push_async_callback(_cancel_background)
+        stack.push_async_callback(process.close)  # first on the way out: no reload mid-close
 
+        process.listening = True
         log.info("ready")
         if ready is not None:
             ready()
         await stop.wait()
+        process.listening = False
         stats = engine.stats
         log.info(
             "stopping: %d call(s) started, %d answered, %d active, %d rejected",
@@ -292,3 +533,36 @@ async def serve(
             stats.calls_rejected,
         )
     log.info("stopped")
+
+
+async def _start_site(
+    stack: contextlib.AsyncExitStack,
+    app: web.Application,
+    listen: str,
+    kind: str,
+    listening: Listening | None,
+    *,
+    access_log: bool,
+) -> None:
+    """Serve `app` on `listen` (host:port); report each bound address as `kind`."""
+    from aiohttp import web
+
+    from .api import MaskingAccessLogger
+
+    runner = web.AppRunner(
+        app,
+        access_log_class=MaskingAccessLogger,
+        access_log=logging.getLogger(f"sipmask.{kind}.access") if access_log else None,
+        handle_signals=False,
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    address = parse_hostport(listen)
+    site = web.TCPSite(runner, address.host, address.port)
+    await site.start()
+    for sockname in runner.addresses:
+        bound = Address(str(sockname[0]), int(sockname[1]))
+        log.info("%s listening on http://%s:%d", kind.upper() if kind == "api" else kind,
+                 bound.host, bound.port)
+        if listening is not None:
+            listening(kind, bound)

@@ -50,6 +50,9 @@ listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
 listen = "127.0.0.1:0"
 tokens = ["{TOKEN}"]
 
+[metrics]
+listen = "127.0.0.1:0"
+
 [store]
 backend = "memory"
 data_dir = "data"
@@ -289,7 +292,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sipmask]:
 
 
 def test_listens_on_every_configured_listener(server):
-    assert set(server.ports) == {"api", "udp", "tcp"}
+    assert set(server.ports) == {"api", "metrics", "udp", "tcp"}
     assert server.stdout[0].startswith("sipmask ")
     assert "1 pool(s) with 2 number(s)" in server.stdout[0]
 
@@ -510,6 +513,7 @@ def test_default_config_starts_and_stops(tmp_path):
             ("udp", socket.SOCK_DGRAM, 5060),
             ("tcp", socket.SOCK_STREAM, 5060),
             ("tcp", socket.SOCK_STREAM, 8080),
+            ("tcp", socket.SOCK_STREAM, 9090),
         )
         if _busy(kind, port)
     ]
@@ -518,7 +522,7 @@ def test_default_config_starts_and_stops(tmp_path):
     handle = start(tmp_path)
     status = handle.stop()
     assert status == 0, handle.output()
-    assert handle.ports == {"api": 8080, "udp": 5060, "tcp": 5060}
+    assert handle.ports == {"api": 8080, "metrics": 9090, "udp": 5060, "tcp": 5060}
 
 
 def test_pool_number_owned_by_an_api_pool_exits_1(tmp_path):

@@ -1,0 +1,243 @@
+"""Prometheus metrics: read at scrape time from the counters the engine, the SIP layer and the
+transport already keep, so the hot path does no metrics work at all.
+
+Theory of operation:
+
+- `SipmaskCollector` is a prometheus-client custom collector. Each scrape reads
+  `B2BUA.stats`, `TransactionLayer.stats`, the endpoint's error counters and its UDP
+  listeners' counters, and turns them into metric families. Nothing is incremented twice.
+- The one measurement the stats objects cannot give is the store's latency: `TimedStore`
+  wraps the store handed to the engine and times `lookup` (the one store call per new call)
+  into a histogram. Every other method goes straight to the store.
+- Pool sizes come from `store.get_pool`, refreshed by `refresh_pools` (at start, after a
+  reload, every `POOL_REFRESH` seconds), never on the scrape itself.
+- `metrics_app` is a small aiohttp app serving `/metrics` from a private registry (several
+  processes in one interpreter, as in tests, never clash over the global one).
+
+Privacy: label values are outcome words, transports and pool names; pool names pass through
+`mask_numbers_in` so even a pool named after a number shows no number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from .privacy import mask_numbers_in
+from .store import StoreError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .b2bua import B2BUA
+    from .store import SessionStore
+    from .transport.endpoint import SipEndpoint
+
+__all__ = [
+    "LOOKUP_BUCKETS",
+    "POOL_REFRESH",
+    "Metrics",
+    "SipmaskCollector",
+    "TimedStore",
+    "metrics_app",
+]
+
+log = logging.getLogger("sipmask.metrics")
+
+LOOKUP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                  0.25, 0.5, 1.0, 2.5)
+"""Seconds: the memory store answers in microseconds, Redis in well under a millisecond."""
+POOL_REFRESH = 30.0
+"""Seconds between two reads of the pools' sizes."""
+
+
+class TimedStore:
+    """The store with `lookup` timed into `histogram`; every other attribute is the store's.
+    Errors are timed too and counted in `errors`."""
+
+    def __init__(self, store: SessionStore, histogram: Histogram) -> None:
+        self._store = store
+        self._histogram = histogram
+        self.errors = 0
+
+    async def lookup(self, dialled: str, caller: str, *, now: float | None = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return await self._store.lookup(dialled, caller, now=now)
+        except StoreError:
+            self.errors += 1
+            raise
+        finally:
+            self._histogram.observe(time.perf_counter() - start)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class SipmaskCollector(Collector):
+    """Everything but the histogram, read from the live stats objects at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        engine, endpoint = m.engine, m.endpoint
+        if engine is not None:
+            stats = engine.stats
+            yield _gauge("sipmask_calls_active", "Calls in progress.", stats.calls_active)
+            yield _counter("sipmask_calls_started", "New calls taken (INVITEs admitted).",
+                           stats.calls_started)
+            yield _counter("sipmask_calls_answered", "Calls answered by the callee.",
+                           stats.calls_answered)
+            yield _counter("sipmask_calls_rejected",
+                           "INVITEs refused before a callee was tried (no identity, no "
+                           "binding, trunk limits, draining).", stats.calls_rejected)
+            ended = CounterMetricFamily("sipmask_calls", "Ended calls by outcome.",
+                                        labels=["outcome"])
+            for outcome, count in sorted(stats.outcomes.items()):
+                ended.add_metric([mask_numbers_in(outcome)], count)
+            yield ended
+            yield _counter("sipmask_messages_relayed", "MESSAGE requests relayed.",
+                           stats.messages_relayed)
+            yield _gauge("sipmask_draining", "1 while draining after SIGTERM.",
+                         1 if engine.draining else 0)
+        if endpoint is not None:
+            layer = endpoint.layer.stats
+            yield _counter("sipmask_sip_overload_refused",
+                           "New INVITEs refused because max_transactions were in progress.",
+                           layer.refused)
+            yield _gauge("sipmask_sip_transactions_in_flight",
+                         "Transactions held (in progress and lingering).", layer.in_flight)
+            yield _gauge("sipmask_sip_transactions_in_progress",
+                         "Transactions without a final response yet.", layer.in_progress)
+            yield _counter("sipmask_sip_retransmissions", "Datagrams re-sent by transactions.",
+                           layer.retransmissions)
+            yield _counter("sipmask_sip_parse_errors", "Messages the parser rejected.",
+                           layer.parse_errors)
+            yield _counter("sipmask_sip_dropped",
+                           "Input thrown away (stray responses, garbage, filtered sources).",
+                           layer.dropped)
+            yield _counter("sipmask_sip_callback_errors",
+                           "Events the call engine failed on (bugs).", endpoint.callback_errors)
+            yield _counter("sipmask_sip_internal_errors",
+                           "Messages or timers the SIP layer failed on (bugs).",
+                           endpoint.internal_errors)
+            yield _counter("sipmask_sip_unroutable",
+                           "Messages with no socket to leave on.", endpoint.unroutable)
+            received = CounterMetricFamily("sipmask_udp_datagrams_received",
+                                           "Datagrams accepted by the UDP listeners.",
+                                           labels=["listener"])
+            sent = CounterMetricFamily("sipmask_udp_datagrams_sent",
+                                       "Datagrams sent by the UDP listeners.",
+                                       labels=["listener"])
+            refused = CounterMetricFamily("sipmask_udp_source_refused",
+                                          "Datagrams dropped: source outside the allowed "
+                                          "networks.", labels=["listener"])
+            for listener in endpoint.udp:
+                name = f"{listener.local.host}:{listener.local.port}" if listener.local else "-"
+                received.add_metric([name], listener.stats.received)
+                sent.add_metric([name], listener.stats.sent)
+                refused.add_metric([name], listener.stats.refused_source)
+            yield received
+            yield sent
+            yield refused
+        if m.store is not None:
+            yield _counter("sipmask_store_lookup_errors", "Binding lookups that failed.",
+                           m.store.errors)
+        pools = GaugeMetricFamily("sipmask_pool_numbers",
+                                  "Virtual numbers per pool: assignable, reserved, draining.",
+                                  labels=["pool", "state"])
+        for name, sizes in sorted(m.pool_sizes.items()):
+            for state, count in sizes.items():
+                pools.add_metric([mask_numbers_in(name), state], count)
+        yield pools
+        reloads = CounterMetricFamily("sipmask_config_reloads",
+                                      "SIGHUP reloads by result (applied, rejected).",
+                                      labels=["result"])
+        for result, count in sorted(m.reloads.items()):
+            reloads.add_metric([result], count)
+        yield reloads
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+class Metrics:
+    """The registry of one process and the objects its collector reads."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.lookup_seconds = Histogram(
+            "sipmask_store_lookup_seconds",
+            "Latency of the binding lookup (one per new call), seconds.",
+            buckets=LOOKUP_BUCKETS,
+            registry=self.registry,
+        )
+        self.engine: B2BUA | None = None
+        self.endpoint: SipEndpoint | None = None
+        self.store: TimedStore | None = None
+        self.pool_sizes: dict[str, dict[str, int]] = {}
+        self.reloads: dict[str, int] = {"applied": 0, "rejected": 0}
+        self.registry.register(SipmaskCollector(self))
+
+    def timed(self, store: SessionStore) -> TimedStore:
+        """The store wrapped for the engine, its lookups timed."""
+        self.store = TimedStore(store, self.lookup_seconds)
+        return self.store
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def refresh_pools(self, store: SessionStore, names: Iterable[str]) -> None:
+        """Read the sizes of `names` from the store (a pool gone is forgotten)."""
+        sizes: dict[str, dict[str, int]] = {}
+        for name in names:
+            try:
+                pool = await store.get_pool(name)
+            except StoreError as exc:
+                log.debug("pool %s: size not read: %s", name, exc)
+                continue
+            sizes[name] = {
+                "assignable": len(pool.numbers),
+                "reserved": len(pool.reserved),
+                "draining": len(pool.draining),
+            }
+        self.pool_sizes = sizes
+
+    async def refresh_pools_forever(
+        self, store: SessionStore, names: Callable[[], Iterable[str]]
+    ) -> None:
+        while True:
+            try:
+                await self.refresh_pools(store, list(names()))
+            except Exception:
+                log.exception("pool sizes not read")
+            await asyncio.sleep(POOL_REFRESH)
+
+
+def metrics_app(metrics: Metrics) -> web.Application:
+    """`GET /metrics` in the Prometheus text format; no token (scrapers expect none)."""
+    from aiohttp import web
+
+    async def scrape(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={
+            "Content-Type": CONTENT_TYPE_LATEST,
+        })
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    return app
