@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 from .b2bua import B2BUA
 from .config import Config, ConfigError, LoggingConfig, load_config, parse_destination
@@ -52,7 +52,6 @@ from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
-from .transport.udp import parse_networks
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -200,13 +199,7 @@ def source_networks(config: Config) -> list[str]:
 def set_source_networks(endpoint: SipEndpoint, networks: list[str]) -> None:
     """Replace the listeners' source ACL in place: new TCP connections are judged by the
     endpoint's table, UDP datagrams by each listener (whose cached verdicts are dropped)."""
-    allowed = parse_networks(networks)
-    endpoint.allowed = allowed
-    endpoint.tcp.allowed = allowed
-    for listener in endpoint.udp:
-        # transport has no public setter for a listener's networks yet (see docs/running.md)
-        listener._allowed = allowed
-        listener._source_verdicts.clear()
+    endpoint.set_allowed(networks)
 
 
 # (what a reload cannot change, how to read it): a change is logged, applied at restart.
@@ -373,21 +366,6 @@ class _Process:
         return web.json_response({"status": "ok"})
 
 
-def _public_readyz(process: _Process) -> Any:
-    """A middleware put first on the API app: /readyz answers without a token (probes send
-    none); the API's own PUBLIC_PATHS does not list it."""
-    from aiohttp import web
-
-    @web.middleware
-    async def public(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path == "/readyz" and request.method == "GET":
-            return await process.readyz(request)
-        response: web.StreamResponse = await handler(request)
-        return response
-
-    return public
-
-
 # --- serve -------------------------------------------------------------------------------------
 
 
@@ -449,7 +427,6 @@ async def serve(
         )
 
         app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools)
-        app.middlewares.insert(0, _public_readyz(process))
         app.router.add_get("/readyz", process.readyz, allow_head=False)
         await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
 

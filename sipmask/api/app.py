@@ -64,7 +64,8 @@ PROBLEM_JSON = "application/problem+json"
 #: Seconds a client should wait before retrying while the store is unavailable (503).
 RETRY_AFTER = 2
 #: Paths served without a token.
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+"""Paths probes and tools read without a token (`/readyz` is added by the server)."""
 
 _POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # msgspec ends a ValidationError's message with " - at `$.path`".

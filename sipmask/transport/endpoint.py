@@ -188,6 +188,15 @@ class SipEndpoint:
         )
         return bound
 
+    def set_allowed(self, networks: Iterable[str | Network]) -> None:
+        """Replace the source networks of every listener and of new TCP connections (a
+        reload); connections already open stay."""
+        allowed = parse_networks(networks)
+        self.allowed = allowed
+        self.tcp.allowed = allowed
+        for listener in self.udp:
+            listener.set_allowed(allowed)
+
     def local_address(self, transport: str, peer: Address | None = None) -> Address:
         """The address sipmask names in Via and Contact for `transport` towards `peer`: the
         advertised (or bound) address of the first listener of that transport and of the

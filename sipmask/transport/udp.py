@@ -106,6 +106,11 @@ class UdpListener(asyncio.DatagramProtocol):
         self.index = 0
         """Position among the endpoint's UDP listeners (the same in every worker)."""
 
+    def set_allowed(self, allowed: tuple[Network, ...]) -> None:
+        """Replace the source networks (a reload); cached verdicts are dropped."""
+        self._allowed = allowed
+        self._source_verdicts.clear()
+
     @property
     def advertise(self) -> Address:
         """What goes into Via/Contact for this listener."""
