@@ -50,8 +50,10 @@ from .privacy import mask_numbers_in
 from .sip.events import Address
 from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
+from .store.events import EventPublisher
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
+from .webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -426,7 +428,20 @@ async def serve(
             "store %s open, %d pool(s) from the config", config.store.backend, len(config.pools)
         )
 
-        app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools)
+        hooks = WebhookSender(config.webhooks)
+        await hooks.start()
+        stack.push_async_callback(hooks.close)
+        events = EventPublisher.for_store(
+            config.store.backend,
+            redis_url=config.store.redis_url,
+            data_dir=config.store.data_dir or None,
+            subscribers=[hooks.submit] if config.webhooks.url else [],
+        )
+        await events.start()
+        stack.push_async_callback(events.close)  # flushed before the store closes
+
+        app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools,
+                       events=events)
         app.router.add_get("/readyz", process.readyz, allow_head=False)
         await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
 
@@ -440,7 +455,7 @@ async def serve(
             await _start_site(stack, metrics_app(metrics), config.metrics.listen, "metrics",
                               listening, access_log=False)
 
-        engine = B2BUA(config, engine_store)
+        engine = B2BUA(config, engine_store, events=events, hooks=hooks)
         layer = TransactionLayer(
             sip.timers,
             max_transactions=sip.max_transactions,

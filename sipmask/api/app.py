@@ -43,6 +43,7 @@ from ..store import (
     StoreUnavailable,
     UnknownPool,
 )
+from ..store.events import EventPublisher
 from ..store.model import MAX_METADATA_BYTES, metadata_size
 from ..store.numbers import is_sip_identifier, normalise_number, participant_key
 from .openapi import build_openapi
@@ -247,9 +248,14 @@ class _Api:
     """The handlers, bound to one store."""
 
     def __init__(
-        self, store: SessionStore, clock: Callable[[], float], readonly_pools: frozenset[str]
+        self,
+        store: SessionStore,
+        clock: Callable[[], float],
+        readonly_pools: frozenset[str],
+        events: EventPublisher | None = None,
     ) -> None:
         self.store = store
+        self.events = events
         self.clock = clock
         self.readonly = readonly_pools
         self.openapi = msgspec.json.encode(build_openapi())
@@ -268,6 +274,8 @@ class _Api:
         except (InvalidParticipant, InvalidSession) as exc:
             raise store_problem(exc, field="$.participants") from None
         logger.info("session %s created in pool %s", session.id, session.pool)
+        if self.events is not None:
+            self.events.publish("session.created", msgspec.to_builtins(session))
         return _json(session, 201, {"Location": f"/v1/sessions/{session.id}"})
 
     async def get_session(self, request: web.Request) -> web.Response:
@@ -301,6 +309,8 @@ class _Api:
     async def close_session(self, request: web.Request) -> web.Response:
         session = await self.store.close_session(request.match_info["id"], now=self.clock())
         logger.info("session %s closed", session.id)
+        if self.events is not None:
+            self.events.publish("session.closed", msgspec.to_builtins(session))
         return _json(session)
 
     async def list_interactions(self, request: web.Request) -> web.Response:
@@ -441,6 +451,7 @@ def make_app(
     tokens: Collection[str],
     clock: Callable[[], float] = time.time,
     readonly_pools: Collection[str] = frozenset(),
+    events: EventPublisher | None = None,
 ) -> web.Application:
     """Build the provisioning API over a store.
 
@@ -450,6 +461,8 @@ def make_app(
             `/healthz` and `/openapi.json` answers 401.
         clock: epoch seconds, the `now` of session creation and close.
         readonly_pools: pools declared by the config file; writes to them answer 409.
+        events: where `session.created` and `session.closed` events go (the store's event
+            stream and the webhooks), if anywhere.
 
     Returns:
         The aiohttp application.
@@ -459,7 +472,7 @@ def make_app(
     """
     if any(not token or token != token.strip() for token in tokens):
         raise ValueError("API tokens must be non-empty, without surrounding spaces")
-    api = _Api(store, clock, frozenset(readonly_pools))
+    api = _Api(store, clock, frozenset(readonly_pools), events)
     app = web.Application(middlewares=[_problems, _auth(tuple(tokens))])
     app.router.add_post("/v1/sessions", api.create_session)
     app.router.add_get("/v1/sessions", api.list_sessions, allow_head=False)

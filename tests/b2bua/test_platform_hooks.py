@@ -124,3 +124,30 @@ def test_out_of_session_hook_fallback_uri() -> None:
                     await hooks.close()
 
     asyncio.run(main())
+
+
+def test_api_publishes_session_events() -> None:
+    async def main() -> None:
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from sipmask.api import make_app
+        from sipmask.store import MemoryStore
+
+        seen: list[Any] = []
+        events = EventPublisher.for_store("memory", data_dir=None, subscribers=[seen.append])
+        await events.start()
+        store = MemoryStore(None)
+        await store.set_pool("default", ["+918000000001", "+918000000002"])
+        app = make_app(store, tokens=["t"], events=events)
+        async with TestClient(TestServer(app)) as client:
+            headers = {"Authorization": "Bearer t"}
+            created = await client.post("/v1/sessions", headers=headers, json={
+                "participants": [{"identifier": CALLER}, {"identifier": CALLEE}]})
+            session_id = (await created.json())["id"]
+            await client.delete(f"/v1/sessions/{session_id}", headers=headers)
+        await events.close()
+        await store.close()
+        kinds = [(e.kind, e.data["id"]) for e in seen]
+        assert kinds == [("session.created", session_id), ("session.closed", session_id)]
+
+    asyncio.run(main())
