@@ -124,11 +124,6 @@ def run_server(path: str | None, workers: int | None = None, out=None, err=None)
     except OSError as e:
         print(f"{source}: cannot read: {e.strerror or e}", file=err)
         return 2
-    if config.process.workers > 1:
-        print(f"sipmask run: {config.process.workers} workers: several worker processes are "
-              "not implemented yet; run with one worker (process.workers = 1)", file=err)
-        return 2
-
     from .server import configure_logging, serve  # aiohttp is imported only to serve
     from .store import StoreError
 
@@ -143,12 +138,20 @@ def run_server(path: str | None, workers: int | None = None, out=None, err=None)
 
     log = logging.getLogger("sipmask.cli")
     try:
+        if config.process.workers > 1:
+            from .supervisor import run_workers
+
+            return run_workers(config, path, config.process.workers, listening=listening,
+                               ready=ready)
         runtime.run(serve(config, config_path=path, ready=ready, listening=listening))
     except OSError as e:
         log.error("cannot start: %s", e.strerror or e)
         return 1
     except StoreError as e:
         log.error("cannot start: store: %s", e)
+        return 1
+    except RuntimeError as e:  # a worker failed to start
+        log.error("cannot start: %s", e)
         return 1
     except KeyboardInterrupt:  # SIGINT before the handlers were installed
         return 130
@@ -161,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="run sipmask (store, API, SIP listeners)")
     run.add_argument("-c", "--config", help="configuration file (the embedded default if none)")
     run.add_argument("--workers", type=int, metavar="N",
-                     help="worker processes (overrides [process] workers; only 1 today)")
+                     help="worker processes (overrides [process] workers; more than one "
+                          "needs the Redis store)")
     sub.add_parser("selfcheck", help="parse, mask-rebuild and time a sample INVITE")
     parse = sub.add_parser("parse", help="show what sipmask reads in a SIP message file")
     parse.add_argument("file")

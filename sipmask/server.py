@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .metrics import Metrics
+    from .supervisor import Children, WorkerSetup
 
 __all__ = [
     "DRAIN_POLL",
@@ -239,6 +240,7 @@ class _Process:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._drain: asyncio.Task[None] | None = None
+        self.children: Children | None = None
 
     # --- SIGHUP ---
 
@@ -269,7 +271,9 @@ class _Process:
         if self.path is None:
             log.warning("reload: running on the embedded default, no file to re-read")
             return False
-        if self.engine is None or self.store is None or self.endpoint is None:
+        supervising = self.children is not None  # pools only: SIP is in the workers
+        if self.store is None or (not supervising and (self.engine is None
+                                                       or self.endpoint is None)):
             log.warning("reload: not started yet; ignored")
             return False
         try:
@@ -297,8 +301,9 @@ class _Process:
         for key, read in _AT_RESTART:
             if read(new) != read(self.started):
                 log.warning("reload: %s changed; it applies at the next restart", key)
-        self.engine.reload(new)
-        set_source_networks(self.endpoint, source_networks(new))
+        if self.engine is not None and self.endpoint is not None:
+            self.engine.reload(new)
+            set_source_networks(self.endpoint, source_networks(new))
         logging.getLogger().setLevel(new.logging.level.upper())
         self.config = new
         self._count("applied")
@@ -378,9 +383,16 @@ async def serve(
     ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
     listening: Listening | None = None,
+    worker: WorkerSetup | None = None,
+    children: Children | None = None,
 ) -> None:
     """Run one sipmask process on `config` until `stop` is set, SIGINT arrives, or SIGTERM
     has drained the calls.
+
+    With several workers (`supervisor.py`) the same function plays two roles: `worker` runs
+    SIP only (the call engine on the node's shared sockets, Call-IDs routed between workers);
+    `children` is the supervising process, which runs the API, metrics and housekeeping, no
+    SIP, and passes SIGTERM, SIGHUP and SIGINT on to its workers.
 
     Args:
         config: a checked configuration (`load_config` / `default_config`).
@@ -399,18 +411,31 @@ async def serve(
 
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
-    sip = config.sip
-    trunk_networks = [net for trunk in config.trunks for net in trunk.inbound]
-    reject = sip.unknown_source == "reject"
     process = _Process(config, config_path, stop)
+    process.children = children
 
     signals: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
-        handlers = {
+        handlers: dict[signal.Signals, Callable[[], None]] = {
             signal.SIGTERM: process.request_drain,
             signal.SIGINT: stop.set,
             signal.SIGHUP: process.request_reload,
         }
+        if children is not None:
+
+            def interrupt() -> None:
+                children.forward(signal.SIGINT)
+                stop.set()
+
+            def hang_up() -> None:
+                children.forward(signal.SIGHUP)
+                process.request_reload()
+
+            handlers = {
+                signal.SIGTERM: lambda: children.forward(signal.SIGTERM),
+                signal.SIGINT: interrupt,
+                signal.SIGHUP: hang_up,
+            }
         for signum, handler in handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
                 loop.add_signal_handler(signum, handler)
@@ -440,65 +465,39 @@ async def serve(
         await events.start()
         stack.push_async_callback(events.close)  # flushed before the store closes
 
-        app = make_app(store, tokens=config.api.tokens, readonly_pools=config.readonly_pools,
-                       events=events)
-        app.router.add_get("/readyz", process.readyz, allow_head=False)
-        await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
-
         metrics = None
         engine_store = store
-        if config.metrics.enabled:
-            from .metrics import Metrics, metrics_app
+        if worker is None:  # the API, metrics and housekeeping run once per node
+            app = make_app(store, tokens=config.api.tokens,
+                           readonly_pools=config.readonly_pools, events=events)
+            app.router.add_get("/readyz", process.readyz, allow_head=False)
+            await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
+            if config.metrics.enabled:
+                from .metrics import Metrics, metrics_app
 
-            metrics = process.metrics = Metrics()
-            engine_store = cast(SessionStore, metrics.timed(store))
-            await _start_site(stack, metrics_app(metrics), config.metrics.listen, "metrics",
-                              listening, access_log=False)
+                metrics = process.metrics = Metrics()
+                engine_store = cast(SessionStore, metrics.timed(store))
+                await _start_site(stack, metrics_app(metrics), config.metrics.listen, "metrics",
+                                  listening, access_log=False)
 
-        engine = B2BUA(config, engine_store, events=events, hooks=hooks)
-        layer = TransactionLayer(
-            sip.timers,
-            max_transactions=sip.max_transactions,
-            overload_status=sip.overload_status,
-            overload_retry_after=sip.retry_after or None,
-        )
-        endpoint = SipEndpoint(
-            engine.handle,
-            layer=layer,
-            allowed=source_networks(config),
-            max_datagram=sip.max_message_size,
-            max_message=sip.max_message_size,
-            idle_timeout=sip.tcp_idle_timeout,
-        )
-        engine.attach(endpoint)
-        # Closed in reverse: the engine first (calls still up get their BYE while the
-        # listeners can still send it), then the listeners.
-        stack.push_async_callback(endpoint.close)
-        stack.push_async_callback(engine.close)
-        process.engine, process.endpoint = engine, endpoint
-        if metrics is not None:
-            metrics.engine, metrics.endpoint = engine, endpoint
-        if not trunk_networks:
-            log.warning(
-                "no trunk has inbound networks: every SIP request will be %s",
-                "rejected" if reject else "dropped",
-            )
-        for spec in sip.listen_specs():
-            context = None
-            if spec.transport == "tls":
-                assert sip.tls_cert is not None
-                context = server_context(sip.tls_cert, sip.tls_key)
-            bound = await endpoint.listen(spec, ssl_context=context)
-            log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
-            if listening is not None:
-                listening(spec.transport, bound)
+        engine = None
+        if children is None:
+            engine, endpoint = await _start_sip(stack, config, engine_store, events, hooks,
+                                                worker, listening)
+            process.engine, process.endpoint = engine, endpoint
+            if metrics is not None:
+                metrics.engine, metrics.endpoint = engine, endpoint
+            engine.start_probing()
 
-        engine.start_probing()
-        background = [loop.create_task(_housekeeping(store))]
+        background = []
+        if worker is None:
+            background.append(loop.create_task(_housekeeping(store)))
         if metrics is not None:
             background.append(loop.create_task(metrics.refresh_pools_forever(
                 store, lambda: [pool.name for pool in process.config.pools]
             )))
+        if children is not None:
+            background.append(loop.create_task(children.supervise(stop)))
 
         async def _cancel_background() -> None:
             for task in background:
@@ -510,21 +509,81 @@ async def serve(
         stack.push_async_callback(_cancel_background)
         stack.push_async_callback(process.close)  # first on the way out: no reload mid-close
 
+        if children is not None:
+            await children.wait_ready()
         process.listening = True
         log.info("ready")
         if ready is not None:
             ready()
+        if worker is not None:
+            worker.report_ready()
         await stop.wait()
         process.listening = False
-        stats = engine.stats
-        log.info(
-            "stopping: %d call(s) started, %d answered, %d active, %d rejected",
-            stats.calls_started,
-            stats.calls_answered,
-            stats.calls_active,
-            stats.calls_rejected,
-        )
+        if engine is not None:
+            stats = engine.stats
+            log.info(
+                "stopping: %d call(s) started, %d answered, %d active, %d rejected",
+                stats.calls_started,
+                stats.calls_answered,
+                stats.calls_active,
+                stats.calls_rejected,
+            )
     log.info("stopped")
+
+
+async def _start_sip(
+    stack: contextlib.AsyncExitStack,
+    config: Config,
+    store: SessionStore,
+    events: EventPublisher,
+    hooks: WebhookSender,
+    worker: WorkerSetup | None,
+    listening: Listening | None,
+) -> tuple[B2BUA, SipEndpoint]:
+    """The call engine and the SIP endpoint with its listeners (on the node's shared sockets
+    for a worker)."""
+    sip = config.sip
+    router = worker.router() if worker is not None else None
+    engine = B2BUA(config, store, events=events, hooks=hooks,
+                   call_ids=router.mint if router is not None else None)
+    layer = TransactionLayer(
+        sip.timers,
+        max_transactions=sip.max_transactions,
+        overload_status=sip.overload_status,
+        overload_retry_after=sip.retry_after or None,
+    )
+    endpoint = SipEndpoint(
+        engine.handle,
+        layer=layer,
+        allowed=source_networks(config),
+        max_datagram=sip.max_message_size,
+        max_message=sip.max_message_size,
+        idle_timeout=sip.tcp_idle_timeout,
+        router=router,
+    )
+    engine.attach(endpoint)
+    # Closed in reverse: the engine first (calls still up get their BYE while the
+    # listeners can still send it), then the listeners.
+    stack.push_async_callback(endpoint.close)
+    stack.push_async_callback(engine.close)
+    if not any(trunk.inbound for trunk in config.trunks):
+        log.warning(
+            "no trunk has inbound networks: every SIP request will be %s",
+            "rejected" if sip.unknown_source == "reject" else "dropped",
+        )
+    for index, spec in enumerate(sip.listen_specs()):
+        context = None
+        if spec.transport == "tls":
+            assert sip.tls_cert is not None
+            context = server_context(sip.tls_cert, sip.tls_key)
+        sock = worker.sockets[index] if worker is not None else None
+        bound = await endpoint.listen(spec, ssl_context=context, sock=sock)
+        if worker is None:  # the supervisor announced the shared sockets already
+            log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
+            if listening is not None:
+                listening(spec.transport, bound)
+    endpoint.start_mailbox()
+    return engine, endpoint
 
 
 async def _start_site(

@@ -457,12 +457,6 @@ def test_unknown_source_rejected_with_403(tmp_path, udp):
             config_text() + "\n[process]\nworkers = 0\n", (), "process.workers", id="workers-zero"
         ),
         pytest.param(config_text(), ("--workers", "2"), "--workers", id="workers-need-redis"),
-        pytest.param(
-            config_text().replace('backend = "memory"', 'backend = "redis"'),
-            ("--workers", "2"),
-            "not implemented",
-            id="workers-not-implemented",
-        ),
     ],
 )
 def test_bad_config_exits_2_naming_the_error(tmp_path, config, args, expected):
