@@ -22,7 +22,9 @@ from test_run import CALLEE, CALLER
 
 from sipmask.transport.workers import owner_of
 
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp not on PATH (apt-get install sip-tester)")
+pytestmark = pytest.mark.skipif(
+    SIPP is None, reason="sipp not on PATH (apt-get install sip-tester)"
+)
 CALLS = 24
 
 
