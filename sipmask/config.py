@@ -142,6 +142,8 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Retry-After seconds on the refusal; 0 sends none."""
     tcp_idle_timeout: _IdleSeconds = 300.0
     """Seconds after which a silent TCP/TLS connection is closed."""
+    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    """Open TCP/TLS connections beyond which new ones are refused."""
     unknown_source: Literal["drop", "reject"] = "drop"
     """Requests from an address outside every trunk's inbound networks: silently dropped, or
     rejected with 403 (dropping teaches a scanner nothing)."""

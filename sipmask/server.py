@@ -214,7 +214,7 @@ _AT_RESTART: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("sip.max_message_size", lambda c: c.sip.max_message_size),
     ("sip.max_transactions", lambda c: (c.sip.max_transactions, c.sip.overload_status,
                                         c.sip.retry_after)),
-    ("sip.tcp_idle_timeout", lambda c: c.sip.tcp_idle_timeout),
+    ("sip.tcp_idle_timeout", lambda c: (c.sip.tcp_idle_timeout, c.sip.max_connections)),
     ("api", lambda c: c.api),
     ("metrics", lambda c: c.metrics),
     ("store", lambda c: c.store),
@@ -559,6 +559,7 @@ async def _start_sip(
         max_datagram=sip.max_message_size,
         max_message=sip.max_message_size,
         idle_timeout=sip.tcp_idle_timeout,
+        max_connections=sip.max_connections,
         router=router,
     )
     engine.attach(endpoint)

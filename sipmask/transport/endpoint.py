@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from .._core import Request, Response
 from ..sip.events import Address, SipEvent, TransactionKey
 from ..sip.layer import TransactionLayer
-from .stream import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE, ConnectionTable, StreamConnection
+from .stream import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_MESSAGE,
+    ConnectionTable,
+    StreamConnection,
+)
 from .udp import DEFAULT_MAX_DATAGRAM, Network, UdpListener, open_udp, parse_networks
 from .workers import CallIdRouter
 
@@ -107,6 +113,7 @@ class SipEndpoint:
         max_datagram: largest UDP datagram accepted.
         max_message: largest message on a TCP connection (the framer's buffer limit).
         idle_timeout: seconds after which a silent TCP connection is closed.
+        max_connections: open TCP/TLS connections beyond which new ones are refused.
         router: with several workers, which datagrams this worker handles (the others are
             handed to their owner, `workers.py`); None handles everything.
     """
@@ -120,6 +127,7 @@ class SipEndpoint:
         max_datagram: int = DEFAULT_MAX_DATAGRAM,
         max_message: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         router: CallIdRouter | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -135,6 +143,7 @@ class SipEndpoint:
             self.allowed,
             max_message=max_message,
             idle_timeout=idle_timeout,
+            max_connections=max_connections,
         )
         self.tcp_listening: list[Address] = []
         # (transport, address family, the address peers are told: advertise or bound)

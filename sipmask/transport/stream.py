@@ -31,6 +31,8 @@ from .udp import Network, TransportStats, source_allowed
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE = 65_535
+DEFAULT_MAX_CONNECTIONS = 10_000
+"""Open TCP/TLS connections beyond which new ones are refused (accepted, then aborted)."""
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_MAX_WRITE_BUFFER = 1 << 20
 PONG = b"\r\n"
@@ -71,6 +73,11 @@ class StreamConnection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if not source_allowed(peer[0], self._table.allowed):
             self._table.stats.refused_source += 1
+            stream.abort()
+            return
+        if len(self._table) >= self._table.max_connections:
+            # A flood of connections must not exhaust file descriptors or memory.
+            self._table.stats.refused_connections += 1
             stream.abort()
             return
         self._transport = stream
@@ -144,8 +151,10 @@ class ConnectionTable:
         max_message: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.loop = loop
+        self.max_connections = max_connections
         self.on_message = on_message
         self.allowed = allowed
         self.max_message = max_message

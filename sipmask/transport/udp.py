@@ -65,6 +65,8 @@ class TransportStats:
     oversized: int = 0
     """Datagrams over the size limit, or streams whose framer gave up."""
     send_errors: int = 0
+    refused_connections: int = 0
+    """TCP/TLS connections refused because `max_connections` were open."""
 
 
 DatagramHandler = Callable[[bytes, Address, "UdpListener"], None]

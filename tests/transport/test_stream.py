@@ -257,3 +257,32 @@ def test_ipv6_tcp(loop):
             await endpoint.close()
 
     run(loop, main())
+
+
+def test_connections_beyond_the_cap_are_refused(loop):
+    async def main() -> None:
+        endpoint, server = await _responder(max_connections=2)
+        clients = [await TcpClient.open(server) for _ in range(2)]
+        extra = None
+        try:
+            for n, client in enumerate(clients):
+                await client.send(_options(server, client, f"kept-{n}"))
+                await client.recv_response()
+            extra = await TcpClient.open(server)
+            try:
+                await extra.send(_options(server, extra, "one-too-many"))
+                closed = await extra.eof()
+            except ConnectionError:
+                closed = True
+            assert closed
+            assert endpoint.tcp.stats.refused_connections == 1
+            assert len(endpoint.tcp) == 2
+            await clients[0].send(_options(server, clients[0], "still-served"))
+            assert (await clients[0].recv_response()).status == 200
+        finally:
+            for client in [*clients, extra]:
+                if client is not None:
+                    await client.close()
+            await endpoint.close()
+
+    run(loop, main())
