@@ -311,8 +311,19 @@ class B2BUA:
         key = client_key(request)
         if call is not None and request.method != "ACK":
             self._by_client[key] = call
-        self._spawn(self._ep.send_request(request, leg.peer, transport=leg.transport))
+        self._spawn(self._send_now(key, leg, request))
         return key
+
+    async def _send_now(self, key: TransactionKey, leg: Leg, request: Request) -> None:
+        try:
+            await self._ep.send_request(request, leg.peer, transport=leg.transport)
+        except OSError as exc:
+            # RFC 3261 §8.1.3.1: a transport error counts as a 503 from the next hop, here a
+            # timeout of the transaction (failover, or 408 / a BYE'd call).
+            log.info("%s to %s:%s failed: %s", request.method, leg.transport,
+                     format_hostport(leg.peer), exc.strerror or type(exc).__name__)
+            if request.method != "ACK":
+                self._on_timeout(key)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -577,17 +588,31 @@ class B2BUA:
         return call.binding.caller_id if call.binding is not None else call.dialled
 
     def _start_b(self, call: Call) -> None:
-        target = call.targets[call.target_index]
+        try:
+            self._start_b_on(call, call.targets[call.target_index])
+        except LookupError:  # no listener of that transport to send from
+            log.warning("call %s: no %s listener for %s", call.id,
+                        call.targets[call.target_index].transport,
+                        call.targets[call.target_index].uri_host)
+            if call.target_index + 1 < len(call.targets):
+                call.target_index += 1
+                self._start_b(call)
+            else:
+                self._fail(call, 500, "failed", "no-transport")
+
+    def _start_b_on(self, call: Call, target: Target) -> None:
         presented = self._presented(call)
+        hostport = self._local(target.transport, target.address)  # LookupError: no listener
         if call.b is None:
             call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
                                     self._new_call_id(), presented)
             self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
-        else:
+        else:  # failover: same Call-ID and tag, the next destination's transport
+            suffix = "" if target.transport == "udp" else f";transport={target.transport}"
             call.b.peer = target.address
             call.b.transport = target.transport
-            hostport = self._local(target.transport, target.address)
             call.b.via = f"SIP/2.0/{target.transport.upper()} {hostport};rport"
+            call.b.contact = f"<sip:{presented}@{hostport}{suffix}>"
         b = call.b
         invite = self._build_b_invite(call, target, presented)
         if invite is None:

@@ -286,6 +286,7 @@ async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
     endpoint = SipEndpoint(engine.handle, layer=layer, allowed=("0.0.0.0/0",))
     engine.attach(endpoint)
     bound = await endpoint.listen("udp:127.0.0.1:0")
+    await endpoint.listen("tcp:127.0.0.1:0")
     try:
         yield Rig(engine, endpoint, store, bound, caller, peers, opened)
     finally:

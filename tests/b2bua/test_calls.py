@@ -5,6 +5,7 @@ flow of issue 5 and checks what each side receives."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -761,5 +762,26 @@ def test_no_binding_goes_to_the_fallback_uri() -> None:
             b_invite = await r.callee.request("INVITE")
             assert b_invite.parsed_uri.user == "ivr"
             assert CALLER_DIGITS not in bytes(b_invite).decode()
+
+    run(main)
+
+
+def test_refused_tcp_destination_fails_over_at_once() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            closed = socket.socket()
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+            closed.close()  # nothing listens there: the connection is refused
+            trunk = r.engine.config.trunks[0]
+            new = msgspec.structs.replace(trunk, outbound=(
+                f"tcp:127.0.0.1:{port}", f"udp:127.0.0.1:{r.callee.address.port}"))
+            r.engine.reload(msgspec.structs.replace(r.engine.config, trunks=(new,)))
+            r.invite()
+            b_invite = await r.callee.request("INVITE", bound=2.0)  # no Timer B wait
+            assert b_invite.top_via is not None and b_invite.top_via.transport == "UDP"
+            assert ";transport=tcp" not in (b_invite.header("contact") or "")
+            r.callee.answer(b_invite, 486)
+            assert (await r.caller.response()).status == 486
 
     run(main)
