@@ -67,6 +67,7 @@ from ..webhooks import CreateSession, Fallback, WebhookSender
 from . import numbers
 from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
 from .digest import DigestError, authorization, parse_challenge
+from .dns import SipResolver
 from .masking import (
     SIPMASK_METHODS,
     BodyRefused,
@@ -122,6 +123,8 @@ class B2BUA:
             the webhooks), besides the store's interactions.
         hooks: the platform's synchronous hooks: intercept (may block a call of an open
             session) and out-of-session (decides for a caller without a binding).
+        resolver: RFC 3263 server location for destinations written as names (the system's
+            DNS servers by default).
     """
 
     def __init__(
@@ -134,10 +137,12 @@ class B2BUA:
         call_ids: Callable[[], str] | None = None,
         events: EventPublisher | None = None,
         hooks: WebhookSender | None = None,
+        resolver: SipResolver | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.hooks = hooks
+        self.resolver = resolver or SipResolver()
         self.media = media
         self._new_call_id = call_ids or (lambda: new_token(16))
         self.clock = clock
@@ -156,7 +161,7 @@ class B2BUA:
 
     def _apply(self, config: Config) -> None:
         self.config = config
-        self.router = Router(config)
+        self.router = Router(config, resolver=self.resolver)  # its cache outlives reloads
         self.allow = config.masking.allow_headers
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
@@ -559,7 +564,7 @@ class B2BUA:
     async def _to_uri(self, call: Call, uri: str) -> None:
         """Send a call without a binding to a fixed URI (an IVR, an agent)."""
         try:
-            call.targets = [await self.router._uri_target(uri)]
+            call.targets = await self.router.uri_targets(uri)
         except (ValueError, OSError):
             call.targets = []
         if call.ended:

@@ -6,15 +6,13 @@ URI (`sip:gw.example.net:5080;transport=tcp`, a PBX or an app's SIP gateway; wit
 the URI is used as the Request-URI as given), or nothing: the inbound trunk when it has
 outbound destinations, else the first trunk that has some.
 
-Host names are resolved with the loop's resolver (A/AAAA) and cached for `DNS_TTL` seconds.
-SRV lookups (RFC 3263 §4.2) need a DNS library sipmask does not ship yet: a destination
-written without a port goes to the transport's default port.
+Host names are located per RFC 3263 §4.2 (`dns.py`): SRV when no port is written, then
+A/AAAA, cached by TTL; every address found is a target of its own, in order, so failover walks
+the SRV records of a trunk too. The Request-URI keeps the name as written.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +22,7 @@ from ..config import Config, Destination, NumberRules, TrunkConfig, parse_destin
 from ..errors import ParseError
 from ..sip.events import Address
 from ..transport.udp import Network, parse_networks, source_allowed
-
-DNS_TTL = 60.0
-DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+from .dns import DEFAULT_PORTS, SipResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +76,12 @@ class TrunkState:
 class Router:
     """Trunk lookup by source address and destination choice for B legs."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.monotonic,
+        resolver: SipResolver | None = None,
+    ) -> None:
         self.trunks: list[TrunkState] = []
         for trunk in config.trunks:
             self.trunks.append(
@@ -95,7 +96,7 @@ class Router:
                 )
             )
         self.by_name = {trunk.name: trunk for trunk in self.trunks}
-        self._dns: dict[str, tuple[float, str]] = {}
+        self.resolver = resolver or SipResolver(clock=clock)
         self._clock = clock
 
     def trunk_for(self, source: Address) -> TrunkState | None:
@@ -123,21 +124,33 @@ class Router:
             ValueError: the route is neither a trunk name nor a usable SIP URI.
         """
         if route is not None and route not in self.by_name:
-            return [await self._uri_target(route)]
+            return await self.uri_targets(route)
         trunk = self.outbound_trunk(route, inbound)
         if trunk is None:
             return []
-        found = []
+        found: list[Target] = []
+        failures = []
         for dest in trunk.destinations:
-            port = dest.port or DEFAULT_PORTS[dest.transport]
-            host = await self.resolve(dest.host)
-            found.append(
-                Target(Address(host, port), dest.transport, _hostport(dest.host, port), None,
-                       trunk.name)
-            )
+            try:
+                hops = await self.resolver.locate(dest.host, dest.port, dest.transport)
+            except OSError as exc:
+                failures.append(exc)
+                continue  # the next destination may resolve
+            name = _hostport(dest.host, dest.port) if dest.port else _bracket(dest.host)
+            found += [
+                Target(Address(ip, port), dest.transport, name, None, trunk.name)
+                for ip, port in hops
+            ]
+        if not found and failures:
+            raise failures[0]
         return found
 
-    async def _uri_target(self, route: str) -> Target:
+    async def uri_targets(self, route: str) -> list[Target]:
+        """The targets of a SIP URI route (a PBX, an app's gateway, a fallback IVR).
+
+        Raises:
+            ValueError: not a usable sip/sips URI. OSError: its host does not resolve.
+        """
         try:
             uri: URI = parse_uri(route if ":" in route.split("@")[0] else f"sip:{route}")
         except ParseError as exc:
@@ -149,33 +162,18 @@ class Router:
         if transport not in DEFAULT_PORTS:
             raise ValueError(f"route transport {transport!r} is not udp, tcp or tls")
         host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
-        port = uri.port or DEFAULT_PORTS[transport]
-        address = Address(await self.resolve(host), port)
+        hops = await self.resolver.locate(host, uri.port, transport)
         fixed = str(uri) if uri.user else None
-        return Target(address, transport, _hostport(host, port), fixed, None)
-
-    async def resolve(self, host: str) -> str:
-        """An IP literal for `host` (cached A/AAAA lookup). Raises OSError when unknown."""
-        try:
-            ipaddress.ip_address(host)
-            return host
-        except ValueError:
-            pass
-        now = self._clock()
-        cached = self._dns.get(host)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, None, type=2)  # SOCK_DGRAM: one row per address
-        if not infos:
-            raise OSError(f"{host}: no address")
-        address = str(infos[0][4][0])
-        self._dns[host] = (now + DNS_TTL, address)
-        return address
+        name = _hostport(host, uri.port) if uri.port else _bracket(host)
+        return [Target(Address(ip, port), transport, name, fixed, None) for ip, port in hops]
 
 
 def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{_bracket(host)}:{port}"
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def target_names(targets: Sequence[Target]) -> str:
