@@ -51,6 +51,7 @@ from .sip.events import Address
 from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
 from .store.events import EventPublisher
+from .transport import runtime
 from .transport.endpoint import SipEndpoint, parse_hostport
 from .transport.stream import server_context
 from .webhooks import WebhookSender
@@ -135,9 +136,14 @@ async def open_store(config: Config) -> SessionStore:
     settings = config.store
     store: SessionStore
     if settings.backend == "redis":
-        from .store.redis import RedisStore
+        from .store.redis import RedisStore, RedisTarget
 
-        redis = RedisStore(settings.redis_url)
+        # A single server, a Redis Cluster (redis_url is a seed node) or a Sentinel service.
+        target = RedisTarget(
+            settings.redis_url, settings.redis_mode, settings.sentinels,
+            settings.sentinel_service,
+        )
+        redis = RedisStore(target)
         try:
             await redis.ping()  # fail at start, not on the first call
         except BaseException:
@@ -459,6 +465,9 @@ async def serve(
         events = EventPublisher.for_store(
             config.store.backend,
             redis_url=config.store.redis_url,
+            redis_mode=config.store.redis_mode,
+            sentinels=config.store.sentinels,
+            sentinel_service=config.store.sentinel_service,
             data_dir=config.store.data_dir or None,
             subscribers=[hooks.submit] if config.webhooks.url else [],
         )
@@ -511,6 +520,7 @@ async def serve(
 
         if children is not None:
             await children.wait_ready()
+        runtime.tune_gc()
         process.listening = True
         log.info("ready")
         if ready is not None:

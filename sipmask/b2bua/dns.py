@@ -11,6 +11,7 @@ config names the transport. Answers are cached for their TTL (at least `MIN_TTL`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import time
@@ -29,6 +30,15 @@ MAX_TTL = 3600.0
 LIFETIME = 2.0
 """Seconds one lookup may take (all servers and retries), so a dead resolver fails a call
 attempt fast instead of holding it."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class SipResolver:
@@ -68,11 +78,8 @@ class SipResolver:
         Raises:
             OSError: the name has no usable record (or DNS did not answer in time).
         """
-        try:
-            ipaddress.ip_address(host)
+        if _is_ip_literal(host):
             return [(host, port or DEFAULT_PORTS[transport])]
-        except ValueError:
-            pass
         if port is None:
             records = await self._srv(f"{SRV_PREFIX[transport]}.{host}")
             if records:

@@ -90,6 +90,8 @@ REQUIRE_SUPPORTED = ("timer",)
 provisionals on the caller leg; it PRACKs a callee's)."""
 HEADERS_ON_A = ()
 FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504})
+FORGET_AFTER = 8.0
+"""Seconds an ended call stays findable by its legs' ids."""
 DESTINATION_DOWN_FOR = 30.0
 """Seconds a destination that timed out is skipped by later calls (passive health)."""
 STATUS_OUTCOME = {486: "busy", 600: "busy", 487: "cancelled", 480: "no-answer", 408: "no-answer"}
@@ -316,7 +318,13 @@ class B2BUA:
         key = client_key(request)
         if call is not None and request.method != "ACK":
             self._by_client[key] = call
-        self._spawn(self._send_now(key, leg, request))
+        try:
+            sent = self._ep.send_request_now(request, leg.peer, transport=leg.transport)
+        except LocalProtocolError as exc:  # a bug of ours, not the peer's: this call only
+            log.error("call: %s not sent: %s", request.method, exc)
+            return key
+        if sent is None:  # a connection must be opened first
+            self._spawn(self._send_now(key, leg, request))
         return key
 
     async def _send_now(self, key: TransactionKey, leg: Leg, request: Request) -> None:
@@ -1116,28 +1124,32 @@ class B2BUA:
 
     def _retransmit_2xx(self, call: Call, leg: Leg, key: TransactionKey, response: Response
                         ) -> None:
+        """RFC 6026 §8.1 / RFC 3261 §13.3.1.4: over UDP the 2xx to an INVITE is re-sent at
+        T1, 2*T1... up to T2 until its ACK; without an ACK after 64*T1 the call ends."""
         if leg.transport != "udp":
             return
-        timers = self.config.sip.timers
+        t1 = self.config.sip.timers.t1
         cseq = response.cseq.number if response.cseq else 0
         name = f"2xx-{leg.side.value}-{cseq}"
-        state = {"interval": timers.t1, "elapsed": 0.0}
+        call.timers[name] = asyncio.get_running_loop().call_later(
+            t1, self._resend_2xx, call, leg, key, response, name, cseq, t1, t1)
 
-        def again() -> None:
-            dialog = leg.dialog
-            if dialog is None or dialog.awaiting_ack != cseq or call.ended:
-                return
-            if state["elapsed"] >= 64 * timers.t1:
-                # RFC 3261 §13.3.1.4: no ACK, the dialog ends with a BYE.
-                self._hang_up(call, None, "failed", reason="SIP;cause=408", cause="no-ack")
-                return
-            if not self._respond(key, response):
-                return
-            state["elapsed"] += state["interval"]
-            state["interval"] = min(2 * state["interval"], timers.t2)
-            self._later(call, name, state["interval"], again)
-
-        self._later(call, name, timers.t1, again)
+    def _resend_2xx(self, call: Call, leg: Leg, key: TransactionKey, response: Response,
+                    name: str, cseq: int, interval: float, elapsed: float) -> None:
+        call.timers.pop(name, None)
+        dialog = leg.dialog
+        if dialog is None or dialog.awaiting_ack != cseq or call.ended:
+            return
+        timers = self.config.sip.timers
+        if elapsed >= 64 * timers.t1:
+            self._hang_up(call, None, "failed", reason="SIP;cause=408", cause="no-ack")
+            return
+        if not self._respond(key, response):
+            return
+        interval = min(2 * interval, timers.t2)
+        call.timers[name] = asyncio.get_running_loop().call_later(
+            interval, self._resend_2xx, call, leg, key, response, name, cseq, interval,
+            elapsed + interval)
 
     def _timer_headers_for_a(self, call: Call) -> list[tuple[str, str]]:
         """Session-Expires in the 200 to the caller: its own interval, the caller refreshes
@@ -1227,9 +1239,14 @@ class B2BUA:
         self.stats.outcomes[call.status] = self.stats.outcomes.get(call.status, 0) + 1
         if call.counted:
             call.trunk.active_calls -= 1
-        # Keep the legs findable a little longer: late BYE answers, retransmitted 2xx.
+        # Keep the legs findable a little longer (late BYE answers, a retransmitted 2xx to
+        # ACK again), but not for long: an ended call holds its messages, and at thousands
+        # of calls per second 32 s of them is hundreds of MB. The transaction layer absorbs
+        # retransmissions on its own.
+        call.relays.clear()
+        call.outbox.clear()
         loop = asyncio.get_running_loop()
-        loop.call_later(32.0, self._forget, call)
+        loop.call_later(FORGET_AFTER, self._forget, call)
         self._record(call)
         if self.media is not None:
             self._spawn(self.media.end(call.id))

@@ -24,6 +24,8 @@ from ..sip.events import Address
 from ..transport.udp import Network, parse_networks, source_allowed
 from .dns import DEFAULT_PORTS, SipResolver
 
+HOST_CACHE_SIZE = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -97,14 +99,26 @@ class Router:
             )
         self.by_name = {trunk.name: trunk for trunk in self.trunks}
         self.resolver = resolver or SipResolver(clock=clock)
+        self._trunk_of_host: dict[str, TrunkState | None] = {}
         self._clock = clock
 
     def trunk_for(self, source: Address) -> TrunkState | None:
-        """The first trunk whose inbound networks hold `source`."""
+        """The first trunk whose inbound networks hold `source` (cached per host: parsing an
+        address costs more than the rest of the lookup, and a node hears few hosts)."""
+        cache = self._trunk_of_host
+        try:
+            return cache[source.host]
+        except KeyError:
+            pass
+        found = None
         for trunk in self.trunks:
             if source_allowed(source.host, trunk.networks):
-                return trunk
-        return None
+                found = trunk
+                break
+        if len(cache) >= HOST_CACHE_SIZE:
+            cache.clear()
+        cache[source.host] = found
+        return found
 
     def outbound_trunk(self, route: str | None, inbound: TrunkState | None) -> TrunkState | None:
         """The trunk a route names (None: a URI route), or the default trunk."""

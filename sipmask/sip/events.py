@@ -23,6 +23,10 @@ class Role(Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    # Members are singletons: identity hashing is exact, and C-fast (Enum's own __hash__ is
+    # Python code, run for every transaction lookup).
+    __hash__ = object.__hash__
+
 
 class TransactionKey(NamedTuple):
     """Names one transaction (RFC 3261 §17.1.3, §17.2.3).

@@ -78,3 +78,5 @@ class Timer(Enum):
     K = "K"  # RFC 3261 §17.1.2.2: wait for response retransmits (client non-INVITE)
     L = "L"  # RFC 6026 §8.7: wait for INVITE retransmits / ACKs (server INVITE, Accepted)
     M = "M"  # RFC 6026 §8.7: wait for 2xx retransmits (client INVITE, Accepted)
+
+    __hash__ = object.__hash__  # singletons: identity hashing, C-fast (dict keys per timer)

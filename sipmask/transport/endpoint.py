@@ -26,6 +26,7 @@ Theory of operation (aioquic's `QuicConnectionProtocol` mapped onto SIP):
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -88,6 +89,7 @@ def parse_hostport(text: str) -> Address:
     return Address(host, int(port))
 
 
+@functools.lru_cache(maxsize=4096)
 def _family(host: str) -> int:
     try:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
@@ -331,6 +333,22 @@ class SipEndpoint:
         self._service()
         return key
 
+    def send_request_now(
+        self, request: Request, dest: Address, *, transport: str = "udp"
+    ) -> TransactionKey | None:
+        """Start a client transaction at once, without a task: over UDP, or over TCP/TLS when
+        a connection to `dest` is open. Returns None when a connection must be opened first
+        (then use `send_request`). Raises `LocalProtocolError` as the layer does."""
+        name = transport.lower()
+        if name != "udp":
+            conn = self.tcp.get(dest)
+            if conn is None:
+                return None
+            self._remember(dest, conn)
+        key = self.layer.send_request(request, dest, self.loop.time(), reliable=name != "udp")
+        self._service()
+        return key
+
     # --- servicing the layer -----------------------------------------------------------------
 
     def _service(self) -> None:
@@ -379,12 +397,7 @@ class SipEndpoint:
             flow.send(data, dest)
 
     def _default_udp(self, dest: Address) -> UdpListener | None:
-        try:
-            family = (
-                socket.AF_INET6 if ipaddress.ip_address(dest.host).version == 6 else socket.AF_INET
-            )
-        except ValueError:
-            family = socket.AF_INET  # a name: resolving it is the resolver's job (RFC 3263)
+        family = _family(dest.host)  # a name counts as IPv4: resolving is RFC 3263's job
         for listener in self.udp:
             if listener.family == family:
                 return listener
