@@ -108,6 +108,8 @@ class Call:
     deferred_ack: tuple[Dialog, Response] | None = None
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     relays: dict[TransactionKey, Relay] = field(default_factory=dict)
+    client_keys: list[TransactionKey] = field(default_factory=list)
+    """Client transactions this call started (to unindex them when it is forgotten)."""
     answered_at: float | None = None
     ended_at: float | None = None
     status: str = "failed"

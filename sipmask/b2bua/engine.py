@@ -318,6 +318,7 @@ class B2BUA:
         key = client_key(request)
         if call is not None and request.method != "ACK":
             self._by_client[key] = call
+            call.client_keys.append(key)
         try:
             sent = self._ep.send_request_now(request, leg.peer, transport=leg.transport)
         except LocalProtocolError as exc:  # a bug of ours, not the peer's: this call only
@@ -1256,8 +1257,9 @@ class B2BUA:
             if leg is not None:
                 self._by_leg.pop((leg.call_id, leg.local_tag), None)
         self._by_server.pop(call.a_key, None)
-        for key in [k for k, c in self._by_client.items() if c is call]:
-            del self._by_client[key]
+        for key in call.client_keys:
+            if self._by_client.get(key) is call:
+                del self._by_client[key]
 
     def _record(self, call: Call) -> None:
         binding = call.binding
