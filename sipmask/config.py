@@ -184,7 +184,14 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    """Used when backend is redis; `SIPMASK_REDIS_URL` replaces it."""
+    """Used when backend is redis; `SIPMASK_REDIS_URL` replaces it. The server (single), one
+    seed node (cluster), or only the database, credentials and TLS (sentinel)."""
+    redis_mode: Literal["single", "cluster", "sentinel"] = "single"
+    """One Redis server, a Redis Cluster, or the master of a Sentinel service."""
+    sentinels: tuple[str, ...] = ()
+    """`host:port` of the Sentinels to ask for the master (redis_mode sentinel)."""
+    sentinel_service: Annotated[str, Meta(min_length=1, max_length=256)] = "mymaster"
+    """The master's name at the Sentinels."""
     data_dir: str = "var/sipmask"
     """The memory store's journal directory, relative to the working directory; "" keeps
     everything in memory only (lost on restart)."""
@@ -679,6 +686,28 @@ def _semantic(
         where = ENV_REDIS_URL if env.get(ENV_REDIS_URL) else "store.redis_url"
         # The URL may hold a password: name the problem, not the value.
         err(where, "must start with redis://, rediss:// or unix://")
+    elif store.redis_mode != "single":
+        where = ENV_REDIS_URL if env.get(ENV_REDIS_URL) else "store.redis_url"
+        if store.redis_url.startswith("unix://"):
+            err(where, f"redis_mode {store.redis_mode} needs redis:// or rediss://")
+        elif store.redis_mode == "cluster":
+            from urllib.parse import parse_qs, urlsplit
+
+            parts = urlsplit(store.redis_url)
+            db = parts.path.strip("/") or parse_qs(parts.query).get("db", [""])[0]
+            if db not in ("", "0"):
+                err(where, "a Redis Cluster has only database 0")
+    if store.redis_mode == "sentinel" and not store.sentinels:
+        err("store.sentinels", 'redis_mode "sentinel" needs at least one sentinel')
+    if store.sentinels and store.redis_mode != "sentinel":
+        err("store.sentinels", 'used only with redis_mode "sentinel"')
+    for i, text in enumerate(store.sentinels):
+        try:
+            address = parse_hostport(text)
+            if not 1 <= address.port <= 65535:
+                raise ValueError(f"port must be 1-65535, got {address.port}")
+        except ValueError as exc:
+            err(f"store.sentinels[{i}]", f"not host:port ({_reason(exc)})")
     if config.process.workers > 1 and store.backend != "redis":
         where = "--workers" if workers_from_cli else "process.workers"
         err(where, f"{config.process.workers} workers need "

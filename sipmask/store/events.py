@@ -25,9 +25,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .redis import RedisTarget
 
 __all__ = [
     "DEFAULT_MAXLEN",
@@ -84,8 +87,9 @@ class RedisStreamSink:
     MULTI/EXEC so a batch is kept whole or not at all.
 
     Args:
-        url: the store's Redis URL. A client of its own: event writes never wait behind the
-            call path's lookups in one connection pool.
+        url: the store's Redis URL, or its RedisTarget (a Cluster: the stream key's hash tag
+            keeps each MULTI/EXEC on one slot; a Sentinel service). A client of its own:
+            event writes never wait behind the call path's lookups in one connection pool.
         key: the stream (see `stream_key`).
         maxlen: approximate trim length.
         timeout: socket and connect timeout; a dead Redis fails fast and the batch is spooled.
@@ -93,23 +97,22 @@ class RedisStreamSink:
 
     def __init__(
         self,
-        url: str,
+        url: str | RedisTarget,
         *,
         key: str | None = None,
         maxlen: int = DEFAULT_MAXLEN,
         timeout: float = 1.0,
     ) -> None:
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        from .redis import RedisTarget
 
         self.key = key or stream_key()
         self.maxlen = maxlen
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+        target = url if isinstance(url, RedisTarget) else RedisTarget(url)
+        # No retry: a failed batch is spooled and tried again by the publisher.
+        self._redis: Any
+        self._redis, self._aclose = target.connect(
+            socket_timeout=timeout, connect_timeout=timeout, retries=0,
+            decode_responses=False,
         )
 
     async def write(self, events: Sequence[bytes]) -> None:
@@ -130,7 +133,7 @@ class RedisStreamSink:
             await pipe.execute()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._aclose()
 
 
 class JsonlSink:
@@ -219,17 +222,28 @@ class EventPublisher:
         cls,
         backend: str,
         *,
-        redis_url: str | None = None,
+        redis_url: str | RedisTarget | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         prefix: str = "sipmask",
+        redis_mode: str = "single",
+        sentinels: Sequence[str] = (),
+        sentinel_service: str = "mymaster",
         **kwargs: Any,
     ) -> EventPublisher:
         """The publisher of a store, from `[store]`: a Redis Stream (spooled under `data_dir`,
-        if any) for `redis`, `data_dir/events.jsonl` for `memory`, nothing without data_dir."""
+        if any) for `redis`, `data_dir/events.jsonl` for `memory`, nothing without data_dir.
+        `redis_mode`, `sentinels` and `sentinel_service` are those of `[store]` (see
+        RedisTarget), used when `redis_url` is a URL."""
         directory = Path(data_dir) if data_dir else None
         if backend == "redis":
             if redis_url is None:
                 raise ValueError("the redis backend needs redis_url")
+            if isinstance(redis_url, str):
+                from .redis import RedisTarget
+
+                redis_url = RedisTarget(
+                    redis_url, cast(Any, redis_mode), tuple(sentinels), sentinel_service
+                )
             spool = directory / _SPOOL_NAME if directory is not None else None
             return cls(RedisStreamSink(redis_url, key=stream_key(prefix)), spool_path=spool,
                        **kwargs)

@@ -1,9 +1,10 @@
 """The shared session store on Redis (redis-py asyncio, hiredis parser when installed).
 
-Several sipmask workers and nodes share one Redis. Keys come from `keys.py` and carry the
-pool's name as hash tag, so the Lua scripts of `scripts.py` (allocation, lookup, close,
-expiry) each run atomically on one Redis Cluster slot. The call path makes one round trip per
-new call (`lookup`), after resolving the dialled number's pool from a local cache.
+Several sipmask workers and nodes share one Redis: a single server, a Redis Cluster, or the
+master of a Sentinel service (`RedisTarget`). Keys come from `keys.py` and carry the pool's
+name as hash tag, so the Lua scripts of `scripts.py` (allocation, lookup, close, expiry) each
+run atomically on one Redis Cluster slot. The call path makes one round trip per new call
+(`lookup`), after resolving the dialled number's pool from a local cache.
 
 Outage behaviour (issue 4): short socket timeouts and a single quick retry make every method
 fail fast with StoreUnavailable while Redis is down; the connection pool reconnects by itself
@@ -13,14 +14,19 @@ on the next call once Redis is back, and scripts are loaded again if Redis lost 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -86,20 +92,142 @@ _interaction_decoder = msgspec.json.Decoder(Interaction)
 _encode = msgspec.json.encode
 
 
+RedisMode = Literal["single", "cluster", "sentinel"]
+Client = aioredis.Redis | RedisCluster
+"""What the store and the event sink talk to; both speak the same commands, scripts and
+(single-slot) pipelines."""
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where the Redis of the store is (`[store]` redis_mode, redis_url, sentinels,
+    sentinel_service).
+
+    - `single`: `url` is the server.
+    - `cluster`: `url` is one seed node of a Redis Cluster; the others are discovered
+      (`CLUSTER SLOTS`) and followed through MOVED/ASK. The database must be 0.
+    - `sentinel`: the master of `service` is asked from `sentinels` ("host:port") and asked
+      again after a failover; `url` supplies only the database, credentials and TLS
+      (`rediss://`), its host and port are not used.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    mode: RedisMode = "single"
+    sentinels: tuple[str, ...] = ()
+    service: str = "mymaster"
+
+    def connect(
+        self,
+        *,
+        socket_timeout: float,
+        connect_timeout: float,
+        retries: int,
+        max_connections: int | None = None,
+        decode_responses: bool = True,
+    ) -> tuple[Client, Callable[[], Awaitable[None]]]:
+        """A client with fail-fast timeouts and `retries` quick retries (redis-py's defaults
+        retry for seconds, too long for a call waiting on its lookup), and the coroutine
+        function that closes it and whatever it opened."""
+        # Every client: a connection that breaks is retried `retries` times within ~50 ms.
+        retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), retries)
+        common: dict[str, Any] = {
+            "decode_responses": decode_responses,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+        }
+        if self.mode == "cluster":
+            # The cluster client counts its retries (each one refreshes the slot map from the
+            # nodes it knows) but does not back off between them; connections of its nodes
+            # do not retry on their own.
+            try:
+                cluster = _Cluster.from_url(
+                    self.url, retry=retry, max_connections=max_connections or 100, **common
+                )
+            except RedisClusterException as exc:
+                raise ValueError(f"redis cluster: {exc}") from exc
+            return cluster, cluster.aclose
+        if self.mode == "sentinel":
+            if not self.sentinels:
+                raise ValueError("redis_mode sentinel needs at least one sentinel")
+            options: dict[str, Any] = dict(parse_url(self.url))
+            if "path" in options:
+                raise ValueError("redis_mode sentinel needs a redis:// or rediss:// URL")
+            for name in ("host", "port"):
+                options.pop(name, None)
+            if options.pop("connection_class", None) is SSLConnection:
+                options["ssl"] = True
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                [_split_hostport(text) for text in self.sentinels],
+                # Sentinels are asked once per new connection: same fail-fast rule.
+                sentinel_kwargs={
+                    "socket_timeout": socket_timeout,
+                    "socket_connect_timeout": connect_timeout,
+                    "retry": Retry(NoBackoff(), 0),
+                },
+            )
+            # Options written in the URL's query win, as with a URL given to redis-py.
+            master = sentinel.master_for(
+                self.service,
+                **{**common, "retry": retry, "max_connections": max_connections, **options},
+            )
+
+            async def close() -> None:
+                await master.aclose()
+                for node in sentinel.sentinels:
+                    await node.aclose()
+
+            return master, close
+        single = aioredis.Redis.from_url(
+            self.url, retry=retry, max_connections=max_connections, **common
+        )
+        return single, single.aclose
+
+
+class _Cluster(RedisCluster):
+    """RedisCluster that learns the slot map before a command is sent, not inside its retry
+    loop: with redis-py 8.1, commands started together on a client that has not learnt it
+    yet (a fresh one, or one that lost a node) can fail with `AttributeError: 'NoneType'
+    object has no attribute 'writelines'` (seen with 60 at once on a fresh client)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"not host:port: {text!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+_UNREACHABLE = (
+    RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError, SlotNotCoveredError
+)
+
+
 @asynccontextmanager
 async def _available() -> AsyncIterator[None]:
-    """Turn "Redis cannot be reached" into StoreUnavailable."""
+    """Turn "Redis cannot be reached" into StoreUnavailable (sentinels without a master
+    raise a ConnectionError; a cluster with no node answering, a RedisClusterException caused
+    by one)."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except _UNREACHABLE as exc:
         raise StoreUnavailable(f"redis: {exc}") from exc
+    except RedisClusterException as exc:
+        if isinstance(exc.__cause__, _UNREACHABLE):
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        raise
 
 
 class RedisStore:
     """The Redis SessionStore.
 
     Args:
-        url: `redis://host:port/db` (or `rediss://`, `unix://`).
+        url: `redis://host:port/db` (or `rediss://`, `unix://`) of a single server, or a
+            RedisTarget (a Redis Cluster, or a Sentinel service).
         prefix: namespace of the keys.
         clock: epoch seconds, for methods called without `now`.
         closed_retention: seconds a closed session stays readable.
@@ -113,7 +241,7 @@ class RedisStore:
 
     def __init__(
         self,
-        url: str = "redis://localhost:6379/0",
+        url: str | RedisTarget = "redis://localhost:6379/0",
         *,
         prefix: str = "sipmask",
         clock: Callable[[], float] = time.time,
@@ -128,12 +256,12 @@ class RedisStore:
         self._clock = clock
         self._retention_ms = ms(closed_retention)
         self._sticky_ms = ms(sticky_ttl)
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
+        target = url if isinstance(url, RedisTarget) else RedisTarget(url)
+        self._redis: Any
+        self._redis, self._aclose = target.connect(
             socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries),
+            connect_timeout=connect_timeout,
+            retries=retries,
             max_connections=max_connections,
         )
         register = self._redis.register_script
@@ -146,6 +274,8 @@ class RedisStore:
         self._record = register(scripts.RECORD)
         self._claim = register(scripts.CLAIM)
         self._release = register(scripts.RELEASE)
+        self._pool_state = register(scripts.POOL_STATE)
+        self._interactions_of = register(scripts.INTERACTIONS_OF)
         self._pool_of: dict[str, str] = {}  # virtual number -> pool, for lookups
         self._directory_loaded = -_DIRECTORY_REFRESH
 
@@ -175,11 +305,11 @@ class RedisStore:
         free, kept = prepare_pool(name, numbers, reserved)
         k = self._keys
         async with _available():
-            claimed = await self._claim(
-                keys=[k.directory, k.pools], args=[name, *free, *kept]
-            )
+            claimed = await self._claim(keys=[k.directory], args=[name, *free, *kept])
             if claimed[0] == "taken":
                 raise NumberUnavailable(f"{claimed[1]} belongs to pool {claimed[2]!r}")
+            # Its own step: the directory and the pool names are two slots in a cluster.
+            await self._redis.sadd(k.pools, name)
             spec = {
                 "free": [[n, "|".join(geo_of(n))] for n in free],
                 "reserved": [[n, "|".join(geo_of(n))] for n in kept],
@@ -189,7 +319,7 @@ class RedisStore:
                 args=[k.pool(name), self._now_ms(None), _encode(spec), name],
             )
             if released:
-                await self._release(keys=[k.directory, k.pools], args=[name, "0", *released])
+                await self._release(keys=[k.directory], args=[name, *released])
             for number in released:
                 self._pool_of.pop(number, None)
             for number in (*free, *kept):
@@ -204,12 +334,9 @@ class RedisStore:
             raise UnknownPool(name) from None
         k = self._keys
         async with _available():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.exists(k.meta(name))
-                pipe.zrange(k.lru(name), 0, -1)
-                pipe.smembers(k.reserved(name))
-                pipe.smembers(k.draining(name))
-                exists, free, kept, draining = await pipe.execute()
+            exists, free, kept, draining = await self._pool_state(
+                keys=[k.meta(name)], args=[k.pool(name)]
+            )
         if not exists:
             raise UnknownPool(name)
         return Pool(name, tuple(sorted(free)), tuple(sorted(kept)), tuple(sorted(draining)))
@@ -232,7 +359,8 @@ class RedisStore:
                 raise UnknownPool(name)
             if result[0] == "in-use":
                 raise PoolInUse(f"pool {name!r} has open sessions")
-            await self._release(keys=[k.directory, k.pools], args=[name, "1", *result[1:]])
+            await self._release(keys=[k.directory], args=[name, *result[1:]])
+            await self._redis.srem(k.pools, name)
         for number in result[1:]:
             self._pool_of.pop(number, None)
 
@@ -416,10 +544,9 @@ class RedisStore:
         pool = pool_of_session(session_id)
         k = self._keys
         async with _available():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.exists(k.session(pool, session_id))
-                pipe.lrange(k.interactions(pool, session_id), 0, -1)
-                exists, rows = await pipe.execute()
+            exists, rows = await self._interactions_of(
+                keys=[k.session(pool, session_id), k.interactions(pool, session_id)]
+            )
         if not exists:
             raise SessionNotFound(session_id)
         return [_interaction_decoder.decode(row) for row in rows]
@@ -438,9 +565,7 @@ class RedisStore:
                     )
                     total += closed
                     if released:
-                        await self._release(
-                            keys=[k.directory, k.pools], args=[name, "0", *released]
-                        )
+                        await self._release(keys=[k.directory], args=[name, *released])
                     if seen < _EXPIRE_BATCH:
                         break
             await self._load_directory()
@@ -448,7 +573,7 @@ class RedisStore:
 
     async def close(self) -> None:
         """See SessionStore.close."""
-        await self._redis.aclose()
+        await self._aclose()
 
 
 def _session(

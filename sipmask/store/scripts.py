@@ -312,7 +312,20 @@ if ttl > 0 then redis.call("PEXPIRE", KEYS[2], ttl) end
 return 1
 """
 
-# Directory scripts (their own slot). KEYS: directory, pool names.
+# Reads that must see one moment (a script, not MULTI/EXEC: the same on every client kind).
+# POOL_STATE: KEYS meta. ARGV: prefix. Returns {exists, assignable, reserved, draining}.
+POOL_STATE = PRELUDE + r"""
+return {redis.call("EXISTS", K_META), redis.call("ZRANGE", K_LRU, 0, -1),
+  redis.call("SMEMBERS", K_RES), redis.call("SMEMBERS", K_DRAIN)}
+"""
+
+# INTERACTIONS_OF: KEYS session, its call records. Returns {session exists, records}.
+INTERACTIONS_OF = r"""
+return {redis.call("EXISTS", KEYS[1]), redis.call("LRANGE", KEYS[2], 0, -1)}
+"""
+
+# Directory scripts: the directory hash is one key (its own slot); the set of pool names,
+# another slot in a cluster, is changed by the caller in a step of its own.
 # CLAIM: ARGV pool, numbers...: own every number, or fail naming the first owned elsewhere.
 CLAIM = r"""
 for i = 2, #ARGV do
@@ -320,15 +333,13 @@ for i = 2, #ARGV do
   if owner and owner ~= ARGV[1] then return {"taken", ARGV[i], owner} end
 end
 for i = 2, #ARGV do redis.call("HSET", KEYS[1], ARGV[i], ARGV[1]) end
-redis.call("SADD", KEYS[2], ARGV[1])
 return {"ok"}
 """
 
-# RELEASE: ARGV pool, "1" to forget the pool too, numbers...: drop numbers this pool owns.
+# RELEASE: ARGV pool, numbers...: drop the numbers this pool owns.
 RELEASE = r"""
-for i = 3, #ARGV do
+for i = 2, #ARGV do
   if redis.call("HGET", KEYS[1], ARGV[i]) == ARGV[1] then redis.call("HDEL", KEYS[1], ARGV[i]) end
 end
-if ARGV[2] == "1" then redis.call("SREM", KEYS[2], ARGV[1]) end
 return 1
 """
