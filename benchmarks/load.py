@@ -159,6 +159,7 @@ class System:
     """A system between the SIPp caller and callee: started once, kept for all its steps."""
 
     name = ""
+    cores = SERVER_CORE  # --server-cores
 
     def __init__(self, pin: Pinning, workdir: Path, callee_port: int, sessions: int) -> None:
         self.pin, self.workdir = pin, workdir
@@ -182,7 +183,7 @@ class System:
     def popen(self, command: list[str], log: str, env: dict[str, str] | None = None) -> Any:
         with (self.workdir / log).open("wb") as out:
             return subprocess.Popen(
-                self.pin.wrap(SERVER_CORE, command),
+                self.pin.wrap(self.cores, command),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -267,6 +268,7 @@ level = "warning"
 
 [process]
 drain_grace = 1.0
+workers = {workers}
 """
 
 
@@ -275,6 +277,7 @@ class Sipmask(System):
     caller (each with its own callee), so the CSV pairs each caller with its virtual number."""
 
     max_transactions = 2_000_000  # the overload bound out of the way unless asked for
+    workers = 1  # --workers: sipmask on Redis with several worker processes
 
     def __init__(self, backend: str, profile: Path | None, *args: Any) -> None:
         self.name = f"sipmask-{backend}"
@@ -304,6 +307,7 @@ class Sipmask(System):
                 pool=json.dumps(list(POOL)),
                 callee_port=self.callee_port,
                 max_transactions=self.max_transactions,
+                workers=self.workers if self.backend == "redis" else 1,
             )
         )
         command = [sys.executable]
@@ -993,7 +997,7 @@ def bench(args: argparse.Namespace) -> int:
         "hold_ms": args.hold_ms,
         "sessions": args.sessions,
         "step_seconds": args.step_seconds,
-        "workers": 1,
+        "workers": args.workers,
         "systems": {},
         "skipped": {},
     }
@@ -1111,6 +1115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-transactions", type=int, default=2_000_000,
                         help="sipmask [sip] max_transactions (10000: the default)")  # fmt: skip
     parser.add_argument("--sessions", type=int, default=1000, help="distinct callers / sessions")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of sipmask-redis (sipmask-memory has one)")
+    parser.add_argument("--server-cores", default=None,
+                        help="cores the system under test may use (taskset -c list; default 0)")
     parser.add_argument("--no-latency", dest="latency", action="store_false",
                         help="skip the probe of every system at half sipmask's max")  # fmt: skip
     parser.add_argument("--no-overload", dest="overload", action="store_false",
@@ -1131,6 +1139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="var/bench-load.json", help="JSON (and .md, .png) path")
     args = parser.parse_args(argv)
     Sipmask.max_transactions = args.max_transactions
+    Sipmask.workers = args.workers
+    if args.server_cores:
+        System.cores = args.server_cores
     if args.smoke:
         args.systems = ",".join(
             n for n in args.systems.split(",")
