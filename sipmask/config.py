@@ -139,6 +139,9 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     overload_status: Literal[503, 500, 480] = 503
     """Status of that refusal (503 makes RFC 3263 clients fail over)."""
     retry_after: _RetryAfter = 5
+    overload_lag: Annotated[float, Meta(ge=0.0, le=10.0)] = 0.05
+    """Event-loop lag (seconds, smoothed) beyond which new INVITEs are refused with
+    `overload_status` before any work is spent on them; 0 turns this off."""
     """Retry-After seconds on the refusal; 0 sends none."""
     tcp_idle_timeout: _IdleSeconds = 300.0
     """Seconds after which a silent TCP/TLS connection is closed."""

@@ -110,6 +110,11 @@ class SipmaskCollector(Collector):
                            stats.messages_relayed)
             yield _gauge("sipmask_draining", "1 while draining after SIGTERM.",
                          1 if engine.draining else 0)
+            yield _counter("sipmask_calls_lag_refused",
+                           "New INVITEs refused because the event loop lagged "
+                           "([sip] overload_lag).", stats.overload_refused)
+            yield _gauge("sipmask_overloaded", "1 while the loop lag refuses new calls.",
+                         1 if engine.overloaded else 0)
         if endpoint is not None:
             layer = endpoint.layer.stats
             yield _counter("sipmask_sip_overload_refused",
@@ -154,12 +159,20 @@ class SipmaskCollector(Collector):
             yield _counter("sipmask_store_lookup_errors", "Binding lookups that failed.",
                            m.store.errors)
         pools = GaugeMetricFamily("sipmask_pool_numbers",
-                                  "Virtual numbers per pool: assignable, reserved, draining.",
+                                  "Virtual numbers per pool: assignable, reserved, draining, "
+                                  "and in_use (by at least one open session).",
                                   labels=["pool", "state"])
         for name, sizes in sorted(m.pool_sizes.items()):
             for state, count in sizes.items():
                 pools.add_metric([mask_numbers_in(name), state], count)
         yield pools
+        if m.endpoint is not None:
+            responses = CounterMetricFamily("sipmask_sip_responses",
+                                            "SIP responses sent by the call engine, by status.",
+                                            labels=["code"])
+            for code, count in sorted(m.endpoint.responses_sent.items()):
+                responses.add_metric([str(code)], count)
+            yield responses
         reloads = CounterMetricFamily("sipmask_config_reloads",
                                       "SIGHUP reloads by result (applied, rejected).",
                                       labels=["result"])
@@ -216,6 +229,10 @@ class Metrics:
                 "reserved": len(pool.reserved),
                 "draining": len(pool.draining),
             }
+            try:
+                sizes[name]["in_use"] = await store.pool_usage(name)
+            except StoreError as exc:
+                log.debug("pool %s: usage not read: %s", name, exc)
         self.pool_sizes = sizes
 
     async def refresh_pools_forever(

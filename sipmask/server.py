@@ -497,6 +497,7 @@ async def serve(
             if metrics is not None:
                 metrics.engine, metrics.endpoint = engine, endpoint
             engine.start_probing()
+            engine.start_overload_monitor()
 
         background = []
         if worker is None:

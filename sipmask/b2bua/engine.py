@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,8 @@ REQUIRE_SUPPORTED = ("timer",)
 provisionals on the caller leg; it PRACKs a callee's)."""
 HEADERS_ON_A = ()
 FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504})
+LAG_WINDOW = 8
+"""Samples of loop lag (one per 20 ms) whose least must exceed `overload_lag`."""
 FORGET_AFTER = 8.0
 """Seconds an ended call stays findable by its legs' ids."""
 DESTINATION_DOWN_FOR = 30.0
@@ -107,6 +110,8 @@ class EngineStats:
     calls_rejected: int = 0
     """INVITEs refused before a B leg was tried (no identity, no binding, limits, draining)."""
     messages_relayed: int = 0
+    overload_refused: int = 0
+    """New INVITEs refused because the loop lagged (`[sip] overload_lag`)."""
     outcomes: dict[str, int] = field(default_factory=dict)
     """Ended calls by outcome: completed, busy, no-answer, cancelled, failed, refused."""
 
@@ -150,6 +155,7 @@ class B2BUA:
         self.clock = clock
         self.stats = EngineStats()
         self.draining = False
+        self.overloaded = False
         self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
         self._probes: list[asyncio.Future[None]] = []
         self._apply(config)
@@ -227,6 +233,37 @@ class B2BUA:
 
     def accepts_request(self, request: Request, source: Address) -> bool:
         return self.router.trunk_for(source) is not None
+
+    def start_overload_monitor(self, interval: float = 0.02) -> None:
+        """Watch the event loop's lag (how late a short sleep wakes up, smoothed): beyond
+        `[sip] overload_lag` the process is saturated and new INVITEs are refused before any
+        work is spent on them (RFC 7339's idea: shed early, keep goodput), until the lag is
+        back under half of it."""
+        limit = self.config.sip.overload_lag
+        if limit > 0:
+            self._probes.append(asyncio.ensure_future(self._watch_lag(interval)))
+
+    async def _watch_lag(self, interval: float) -> None:
+        # Saturation makes *every* wake-up late; one garbage-collection pause makes one late.
+        # So the least lag of the last few samples decides, not their average.
+        loop = asyncio.get_running_loop()
+        recent: deque[float] = deque(maxlen=LAG_WINDOW)
+        while True:
+            start = loop.time()
+            await asyncio.sleep(interval)
+            recent.append(max(loop.time() - start - interval, 0.0))
+            if len(recent) < LAG_WINDOW:
+                continue
+            least = min(recent)
+            limit = self.config.sip.overload_lag
+            if not self.overloaded and limit > 0 and least > limit:
+                self.overloaded = True
+                log.warning("overloaded: the loop runs %.0f ms late; refusing new calls",
+                            least * 1000)
+            elif self.overloaded and least < limit / 2:
+                self.overloaded = False
+                log.info("overload over: %d new call(s) refused so far",
+                         self.stats.overload_refused)
 
     def start_probing(self) -> None:
         """Probe each trunk destination with OPTIONS every `probe_interval` seconds; one that
@@ -462,6 +499,12 @@ class B2BUA:
         if identities is None:
             self.stats.calls_rejected += 1
             self._reject(event, self.config.calls.reject_status)
+            return
+        if self.overloaded:
+            self.stats.overload_refused += 1
+            sip = self.config.sip
+            self._reject(event, sip.overload_status,
+                         [("Retry-After", str(sip.retry_after))] if sip.retry_after else [])
             return
         loop = asyncio.get_running_loop()
         if self.draining or not trunk.admit(loop.time()):

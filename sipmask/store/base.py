@@ -98,6 +98,11 @@ class SessionStore(Protocol):
         """Return the names of all pools, sorted."""
         ...
 
+    async def pool_usage(self, name: str) -> int:
+        """How many of a pool's numbers open sessions use now (for utilisation metrics).
+        Raises UnknownPool."""
+        ...
+
     async def delete_pool(self, name: str) -> None:
         """Delete a pool with no open session. Raises UnknownPool, PoolInUse."""
         ...

@@ -243,6 +243,11 @@ class MemoryStore:
         """See SessionStore.get_pool."""
         return self._state(name).pool
 
+    async def pool_usage(self, name: str) -> int:
+        """See SessionStore.pool_usage (a scan of the open sessions: metrics only)."""
+        self._state(name)
+        return len(self._in_use(name))
+
     async def list_pools(self) -> list[str]:
         """See SessionStore.list_pools."""
         return sorted(self._pools)

@@ -326,6 +326,12 @@ class RedisStore:
                 self._pool_of[number] = name
         return await self.get_pool(name)
 
+    async def pool_usage(self, name: str) -> int:
+        """See SessionStore.pool_usage: the size of the pool's `use` hash (one slot)."""
+        await self.get_pool(name)  # UnknownPool
+        async with _available():
+            return int(await self._redis.hlen(self._keys.use(name)))
+
     async def get_pool(self, name: str) -> Pool:
         """See SessionStore.get_pool."""
         try:

@@ -155,6 +155,8 @@ class SipEndpoint:
         self._timer_at: float | None = None
         self._busy = False
         self.callback_errors = 0
+        self.responses_sent: dict[int, int] = {}
+        """Responses the application sent, by status (for metrics)."""
         self.internal_errors = 0
         self.unroutable = 0
 
@@ -304,6 +306,8 @@ class SipEndpoint:
     def send_response(self, key: TransactionKey, response: Response) -> None:
         """Answer server transaction `key` (raises `LocalProtocolError` on misuse)."""
         self.layer.send_response(key, response, self.loop.time())
+        status = response.status
+        self.responses_sent[status] = self.responses_sent.get(status, 0) + 1
         self._service()
 
     async def send_request(

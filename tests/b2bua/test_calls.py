@@ -785,3 +785,54 @@ def test_refused_tcp_destination_fails_over_at_once() -> None:
             assert (await r.caller.response()).status == 486
 
     run(main)
+
+
+def test_a_saturated_loop_refuses_new_calls_early() -> None:
+    async def main() -> None:
+        import time as clock
+
+        async with rig() as r:
+            r.engine.start_overload_monitor(interval=0.01)
+            loop = asyncio.get_running_loop()
+            busy = True
+
+            def hog() -> None:  # every wake-up of the loop is late, as under saturation
+                if busy:
+                    clock.sleep(0.08)
+                    loop.call_soon(hog)
+
+            loop.call_soon(hog)
+            for _ in range(200):
+                if r.engine.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert r.engine.overloaded
+            r.invite()
+            refused = await r.caller.response(503)
+            assert refused.header("retry-after") == "5"
+            assert not await r.callee.silence(0.1)  # no work spent on it
+            busy = False
+            for _ in range(200):
+                if not r.engine.overloaded:
+                    break
+                await asyncio.sleep(0.01)
+            assert not r.engine.overloaded
+            r.invite()
+            assert (await r.callee.request("INVITE")).method == "INVITE"
+            assert r.engine.stats.overload_refused == 1
+
+    run(main)
+
+
+def test_one_long_pause_is_not_overload() -> None:
+    async def main() -> None:
+        import time as clock
+
+        async with rig() as r:
+            r.engine.start_overload_monitor(interval=0.01)
+            await asyncio.sleep(0.15)
+            clock.sleep(0.5)  # a garbage-collection pause, say
+            await asyncio.sleep(0.15)
+            assert not r.engine.overloaded
+
+    run(main)

@@ -360,6 +360,7 @@ def test_metrics_move_after_a_sipp_call_and_carry_no_number(tmp_path):
     assert metric(text, "sipmask_calls_active") == 0
     assert metric(text, "sipmask_store_lookup_seconds_count") == 1
     assert metric(text, 'sipmask_pool_numbers{pool="default",state="assignable"}') == 2
+    assert metric(text, 'sipmask_sip_responses_total{code="200"}') >= 2  # INVITE and BYE
     assert (metric(text, "sipmask_sip_transactions_in_flight") or 0) >= 1  # Timer J/K linger
     for number in (CALLER, CALLEE):
         assert number[3:] not in text

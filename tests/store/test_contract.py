@@ -120,6 +120,22 @@ class _StoreContract:
         assert (await store.set_pool("two", [V[1], V[2]])).numbers == (V[1], V[2])
 
     @with_store
+    async def test_pool_usage_counts_numbers_of_open_sessions(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        await store.set_pool("default", V[:4])
+        assert await store.pool_usage("default") == 0
+        first = await store.create_session(spec(), now=clock())
+        assert await store.pool_usage("default") == 2
+        second = await store.create_session(spec(CAROL, DAVE), now=clock())
+        assert await store.pool_usage("default") == 4  # least recently used: the other two
+        await store.close_session(first.id, now=clock())
+        assert await store.pool_usage("default") == 2  # Carol's and Dave's
+        assert set(numbers_of(second)) == set(V[:4]) - set(numbers_of(first))
+        with pytest.raises(UnknownPool):
+            await store.pool_usage("nope")
+
+    @with_store
     async def test_delete_pool_refused_while_open(
         self, store: SessionStore, clock: FakeClock
     ) -> None:
