@@ -244,26 +244,52 @@ class B2BUA:
             self._probes.append(asyncio.ensure_future(self._watch_lag(interval)))
 
     async def _watch_lag(self, interval: float) -> None:
-        # Saturation makes *every* wake-up late; one garbage-collection pause makes one late.
-        # So the least lag of the last few samples decides, not their average.
+        # Saturation shows in two places: every wake-up of the loop is late, or the backlog
+        # sits in the kernel's socket buffers (filling, then dropping), where the loop cannot
+        # see it. One garbage-collection pause makes one late wake-up: the least lag of the
+        # last few samples decides, not their average.
         loop = asyncio.get_running_loop()
-        recent: deque[float] = deque(maxlen=LAG_WINDOW)
+        lags: deque[float] = deque(maxlen=LAG_WINDOW)
+        drops_seen: deque[bool] = deque(maxlen=LAG_WINDOW)
+        last_drops = self._socket_drops()
         while True:
             start = loop.time()
             await asyncio.sleep(interval)
-            recent.append(max(loop.time() - start - interval, 0.0))
-            if len(recent) < LAG_WINDOW:
+            lags.append(max(loop.time() - start - interval, 0.0))
+            drops = self._socket_drops()
+            drops_seen.append(drops > last_drops)
+            last_drops = drops
+            if len(lags) < LAG_WINDOW:
                 continue
-            least = min(recent)
+            least = min(lags)
+            dropping = sum(drops_seen) >= LAG_WINDOW // 2
             limit = self.config.sip.overload_lag
-            if not self.overloaded and limit > 0 and least > limit:
-                self.overloaded = True
-                log.warning("overloaded: the loop runs %.0f ms late; refusing new calls",
-                            least * 1000)
-            elif self.overloaded and least < limit / 2:
-                self.overloaded = False
+            if limit <= 0:
+                continue
+            if not self.overloaded and (least > limit or dropping):
+                self._set_overloaded(True)
+                log.warning("overloaded (loop %.0f ms late%s): refusing new calls",
+                            least * 1000, ", socket buffers dropping" if dropping else "")
+            elif self.overloaded and least < limit / 2 and not any(drops_seen):
+                self._set_overloaded(False)
                 log.info("overload over: %d new call(s) refused so far",
                          self.stats.overload_refused)
+
+    def _set_overloaded(self, overloaded: bool) -> None:
+        # The layer refuses new INVITEs itself while overloaded: statelessly, before any
+        # transaction, 100 Trying or parse of the rest by the engine.
+        self.overloaded = overloaded
+        if self.endpoint is not None:
+            self.endpoint.layer.shed_invites = overloaded
+
+    def _socket_drops(self) -> int:
+        total = 0
+        if self.endpoint is not None:
+            for listener in self.endpoint.udp:
+                state = listener.queue_state()
+                if state is not None:
+                    total += state[2]
+        return total
 
     def start_probing(self) -> None:
         """Probe each trunk destination with OPTIONS every `probe_interval` seconds; one that

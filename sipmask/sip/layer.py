@@ -144,6 +144,9 @@ class TransactionLayer:
         self.overload_status = overload_status
         self.overload_retry_after = overload_retry_after
         self._new_tag = tag_factory or (lambda: secrets.token_hex(6))
+        self.shed_invites = False
+        """Set by the TU while it is overloaded: new INVITEs are refused statelessly, like
+        beyond `max_transactions`, before any transaction or 100 Trying."""
         self.request_filter: Callable[[Request, Address], bool] | None = None
         """The TU's source policy: a request for which it returns False is dropped silently
         before any transaction exists (responses are never filtered)."""
@@ -209,7 +212,7 @@ class TransactionLayer:
         dest = response_address(via, source, reliable)
         _stamp_via(request, via, source)
         invite = request.method == "INVITE"
-        if invite and self.stats.in_progress >= self.max_transactions:
+        if invite and (self.shed_invites or self.stats.in_progress >= self.max_transactions):
             self._refuse(request, dest)
             return
         server: _ServerTransaction

@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -69,6 +70,8 @@ class TransportStats:
     """TCP/TLS connections refused because `max_connections` were open."""
 
 
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: sk_meminfo, 9 unsigned ints
+
 DatagramHandler = Callable[[bytes, Address, "UdpListener"], None]
 
 
@@ -107,6 +110,20 @@ class UdpListener(asyncio.DatagramProtocol):
         self.family = socket.AF_INET
         self.index = 0
         """Position among the endpoint's UDP listeners (the same in every worker)."""
+
+    def queue_state(self) -> tuple[int, int, int] | None:
+        """(bytes waiting in the socket's receive queue, its size, datagrams the kernel
+        dropped because it was full) from Linux's SO_MEMINFO; None where unavailable. The
+        backlog of a saturated process sits here, where the event loop cannot see it."""
+        if self._transport is None:
+            return None
+        sock = self._transport.get_extra_info("socket")
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36)
+        except (OSError, AttributeError):
+            return None
+        rmem, rcvbuf, *_, drops = struct.unpack("9I", raw)
+        return rmem, rcvbuf, drops
 
     def set_allowed(self, allowed: tuple[Network, ...]) -> None:
         """Replace the source networks (a reload); cached verdicts are dropped."""
