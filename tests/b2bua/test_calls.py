@@ -811,6 +811,7 @@ def test_a_saturated_loop_refuses_new_calls_early() -> None:
             refused = await r.caller.response(503)
             assert refused.header("retry-after") == "5"
             assert not await r.callee.silence(0.1)  # no work spent on it
+            assert r.endpoint.layer.stats.in_flight == 0  # not even a transaction
             busy = False
             for _ in range(200):
                 if not r.engine.overloaded:
@@ -819,7 +820,7 @@ def test_a_saturated_loop_refuses_new_calls_early() -> None:
             assert not r.engine.overloaded
             r.invite()
             assert (await r.callee.request("INVITE")).method == "INVITE"
-            assert r.engine.stats.overload_refused == 1
+            assert r.endpoint.layer.stats.refused == 1  # refused statelessly, by the layer
 
     run(main)
 
