@@ -106,6 +106,10 @@ class _Formatter(logging.Formatter):
                 "logger": record.name,
                 "message": record.getMessage(),
             }
+            fields = getattr(record, "fields", None)  # `extra={"fields": {...}}`: ids, outcome
+            if isinstance(fields, dict):
+                for key, value in fields.items():
+                    entry.setdefault(key, value)
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
             text = json.dumps(entry, ensure_ascii=False)

@@ -567,7 +567,8 @@ class B2BUA:
         try:
             binding = await self.store.lookup(call.dialled, call.caller)
         except StoreError as exc:
-            log.warning("call %s: binding lookup failed: %s", call.id, exc)
+            log.warning("call %s: binding lookup failed: %s", call.id, exc,
+                        extra={"fields": {"event": "call.store_error", "call_id": call.id}})
             self._fail(call, 503, "failed", "store")  # carriers fail over; Retry-After set
             return
         if call.ended:
@@ -1344,6 +1345,14 @@ class B2BUA:
             mask_party(binding.callee.key) if binding else "-",
             call.cause or "-",
             duration,
+            extra={"fields": {
+                "event": "call.ended",
+                "call_id": call.id,
+                "session_id": binding.session_id if binding else None,
+                "outcome": call.status,
+                "cause": call.cause,
+                "duration": round(duration, 3),
+            }},
         )
         if binding is None:
             return

@@ -87,3 +87,24 @@ def test_mask_party_hides_the_user_part() -> None:
     assert mask_party("alice@pbx.example") == "a****@pbx.example"
     assert mask_party("+919876543210@gw.example") == "+91******3210@gw.example"
     assert mask_party("a@h") == "a*@h"
+
+
+def test_json_log_lines_carry_call_fields_and_stay_masked() -> None:
+    import io
+    import json
+    import logging
+
+    from sipmask.config import LoggingConfig
+    from sipmask.server import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(LoggingConfig(format="json"), stream)
+    logging.getLogger("sipmask.b2bua").info(
+        "call %s completed: caller %s", "c0ffee", "+919876543210",
+        extra={"fields": {"call_id": "c0ffee", "session_id": "default.abc", "outcome": "busy"}},
+    )
+    entry = json.loads(stream.getvalue().splitlines()[-1])
+    assert entry["call_id"] == "c0ffee" and entry["session_id"] == "default.abc"
+    assert entry["outcome"] == "busy"
+    assert "9876543210" not in stream.getvalue()
+    logging.getLogger().handlers.clear()
