@@ -21,9 +21,14 @@ Privacy: label values are outcome words, transports and pool names; pool names p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -90,7 +95,10 @@ class SipmaskCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
-        engine, endpoint = m.engine, m.endpoint
+        engine: Any = m.engine
+        endpoint: Any = m.endpoint
+        if m.worker_stats_dir is not None:  # a supervisor: the workers' counters, summed
+            engine, endpoint = aggregate(read_snapshots(m.worker_stats_dir))
         if engine is not None:
             stats = engine.stats
             yield _gauge("sipmask_calls_active", "Calls in progress.", stats.calls_active)
@@ -166,11 +174,11 @@ class SipmaskCollector(Collector):
             for state, count in sizes.items():
                 pools.add_metric([mask_numbers_in(name), state], count)
         yield pools
-        if m.endpoint is not None:
+        if endpoint is not None:
             responses = CounterMetricFamily("sipmask_sip_responses",
                                             "SIP responses sent by the call engine, by status.",
                                             labels=["code"])
-            for code, count in sorted(m.endpoint.responses_sent.items()):
+            for code, count in sorted(endpoint.responses_sent.items()):
                 responses.add_metric([str(code)], count)
             yield responses
         reloads = CounterMetricFamily("sipmask_config_reloads",
@@ -179,6 +187,101 @@ class SipmaskCollector(Collector):
         for result, count in sorted(m.reloads.items()):
             reloads.add_metric([result], count)
         yield reloads
+
+
+# --- several workers: each writes its counters to a file, the supervisor sums them ----------
+
+SNAPSHOT_INTERVAL = 1.0
+"""Seconds between two snapshots a worker writes (the staleness of a supervisor's scrape)."""
+
+
+def snapshot(engine: B2BUA, endpoint: SipEndpoint) -> dict[str, Any]:
+    """What the collector reads of one worker, as plain JSON data."""
+    return {
+        "engine": {**dataclasses.asdict(engine.stats), "draining": engine.draining,
+                   "overloaded": engine.overloaded},
+        "layer": dataclasses.asdict(endpoint.layer.stats),
+        "endpoint": {
+            "callback_errors": endpoint.callback_errors,
+            "internal_errors": endpoint.internal_errors,
+            "unroutable": endpoint.unroutable,
+            "responses_sent": {str(k): v for k, v in endpoint.responses_sent.items()},
+        },
+        "udp": [
+            {"listener": f"{u.local.host}:{u.local.port}" if u.local else "-",
+             "received": u.stats.received, "sent": u.stats.sent,
+             "refused_source": u.stats.refused_source}
+            for u in endpoint.udp
+        ],
+    }
+
+
+async def publish_snapshots(engine: B2BUA, endpoint: SipEndpoint, path: Path) -> None:
+    """A worker's task: rewrite `path` with its counters every `SNAPSHOT_INTERVAL` (atomic
+    rename, so the supervisor never reads half a file)."""
+    temporary = path.with_suffix(".tmp")
+    while True:
+        try:
+            temporary.write_text(json.dumps(snapshot(engine, endpoint)))
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.debug("worker counters not written: %s", exc)
+        await asyncio.sleep(SNAPSHOT_INTERVAL)
+
+
+def read_snapshots(directory: Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(directory.glob("worker-*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a worker gone or mid-start: skipped this scrape
+    return found
+
+
+def aggregate(snapshots: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Objects shaped like an engine and an endpoint whose counters are the workers' sums
+    (gauges too: calls active, transactions held; a flag is set when any worker's is)."""
+    if not snapshots:
+        return None, None
+    stats: dict[str, Any] = {}
+    flags = {"draining": False, "overloaded": False}
+    layer: dict[str, int] = {}
+    ends: dict[str, int] = {}
+    responses: dict[int, int] = {}
+    udp: dict[str, dict[str, int]] = {}
+    for snap in snapshots:
+        for key, value in snap["engine"].items():
+            if key in flags:
+                flags[key] = flags[key] or bool(value)
+            elif isinstance(value, dict):
+                merged = stats.setdefault(key, {})
+                for outcome, count in value.items():
+                    merged[outcome] = merged.get(outcome, 0) + count
+            else:
+                stats[key] = stats.get(key, 0) + value
+        for key, value in snap["layer"].items():
+            layer[key] = layer.get(key, 0) + value
+        for key, value in snap["endpoint"].items():
+            if key == "responses_sent":
+                for code, count in value.items():
+                    responses[int(code)] = responses.get(int(code), 0) + count
+            else:
+                ends[key] = ends.get(key, 0) + value
+        for row in snap["udp"]:
+            total = udp.setdefault(row["listener"], {"received": 0, "sent": 0,
+                                                     "refused_source": 0})
+            for key in total:
+                total[key] += row[key]
+    engine = SimpleNamespace(stats=SimpleNamespace(**stats), **flags)
+    listeners = []
+    for name, counts in udp.items():
+        host, _, port = name.rpartition(":")
+        listeners.append(SimpleNamespace(local=SimpleNamespace(host=host, port=port),
+                                         stats=SimpleNamespace(**counts)))
+    endpoint = SimpleNamespace(layer=SimpleNamespace(stats=SimpleNamespace(**layer)),
+                               udp=listeners, responses_sent=responses, **ends)
+    return engine, endpoint
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -202,6 +305,8 @@ class Metrics:
         )
         self.engine: B2BUA | None = None
         self.endpoint: SipEndpoint | None = None
+        self.worker_stats_dir: Path | None = None
+        """With several workers: where each writes its counters (`publish_snapshots`)."""
         self.store: TimedStore | None = None
         self.pool_sizes: dict[str, dict[str, int]] = {}
         self.reloads: dict[str, int] = {"applied": 0, "rejected": 0}

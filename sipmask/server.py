@@ -512,6 +512,13 @@ async def serve(
             )))
         if children is not None:
             background.append(loop.create_task(children.supervise(stop)))
+            if metrics is not None:
+                metrics.worker_stats_dir = children.stats_dir
+        if worker is not None and engine is not None and process.endpoint is not None:
+            from .metrics import publish_snapshots
+
+            background.append(loop.create_task(
+                publish_snapshots(engine, process.endpoint, worker.stats_file)))
 
         async def _cancel_background() -> None:
             for task in background:

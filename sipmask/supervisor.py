@@ -9,7 +9,8 @@ Theory of operation:
   (`transport/workers.py`). Sessions live in Redis (the config refuses several workers on the
   memory store), so every worker sees every binding.
 - The supervisor then runs `serve(children=...)`: the API, metrics and store housekeeping,
-  once per node. It prints `ready` when every worker has reported ready. SIGTERM and SIGINT
+  once per node. Each worker writes its counters to a file every second; the supervisor's
+  `/metrics` sums them. It prints `ready` when every worker has reported ready. SIGTERM and SIGINT
   are passed on to the workers (each drains its own calls); SIGHUP too, and the supervisor
   applies the file's pools. When every worker has exited the supervisor stops; if a worker
   dies unexpectedly, the others are stopped too and the exit status is 1 (a process manager
@@ -22,10 +23,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import Config
 from .sip.events import Address
@@ -67,6 +71,12 @@ class WorkerSetup:
     sockets: list[socket.socket]
     mailbox: Mailbox
     ready_fd: int
+    stats_dir: Path
+
+    @property
+    def stats_file(self) -> Path:
+        """Where this worker writes its counters for the supervisor's /metrics."""
+        return self.stats_dir / f"worker-{self.index}.json"
 
     def router(self) -> CallIdRouter:
         return CallIdRouter(self.index, self.mailbox)
@@ -81,6 +91,7 @@ class Children:
 
     pids: list[int]
     ready_fd: int
+    stats_dir: Path
     exit_codes: dict[int, int] = field(default_factory=dict)
     failed: bool = False
     stopping: bool = False
@@ -142,6 +153,7 @@ def run_workers(
                  name[1], workers)
         listening(spec.transport, Address(name[0], name[1]))
     mailbox = Mailbox(workers)
+    stats_dir = Path(tempfile.mkdtemp(prefix="sipmask-workers-"))
     ready_r, ready_w = os.pipe()
     pids = []
     for index in range(workers):
@@ -150,7 +162,7 @@ def run_workers(
             code = 0
             try:
                 os.close(ready_r)
-                setup = WorkerSetup(index, sockets, mailbox, ready_w)
+                setup = WorkerSetup(index, sockets, mailbox, ready_w, stats_dir)
                 runtime.run(serve(config, config_path=path, worker=setup))
             except BaseException:
                 log.exception("worker %d failed", index)
@@ -162,7 +174,7 @@ def run_workers(
     os.close(ready_w)
     for sock in sockets:
         sock.close()  # the workers hold them now
-    children = Children(pids, ready_r)
+    children = Children(pids, ready_r, stats_dir)
     try:
         runtime.run(serve(config, config_path=path, ready=ready, listening=listening,
                           children=children))
@@ -175,6 +187,7 @@ def run_workers(
                     children.exit_codes[pid] = os.waitstatus_to_exitcode(status)
         os.close(ready_r)
         mailbox.close()
+        shutil.rmtree(stats_dir, ignore_errors=True)
     if children.failed or any(children.exit_codes.values()):
         return 1
     return 0

@@ -4,6 +4,7 @@ spread over both workers by Call-ID, every call completes, and the node stops cl
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from b2bua_harness import (
     running_sipmask,
     start_callee,
 )
+from test_ops import metric, scrape
 from test_run import CALLEE, CALLER
 
 from sipmask.transport.workers import owner_of
@@ -33,7 +35,9 @@ def test_two_workers_share_one_trunk_by_call_id(tmp_path: Path, redis_server) ->
     config = config_text([port]).replace(
         'backend = "memory"\ndata_dir = ""',
         f'backend = "redis"\nredis_url = "{redis_server.url}"\ndata_dir = ""',
-    ) + "\n[process]\nworkers = 2\n"
+    ).replace("[metrics]\nenabled = false", '[metrics]\nlisten = "127.0.0.1:0"') + (
+        "\n[process]\nworkers = 2\n"
+    )
     with running_sipmask(tmp_path, config) as sipmask:
         assert sipmask.output().count('"message": "ready"') >= 3  # supervisor + 2 workers
         session = create_session(sipmask.ports["api"], (CALLER, CALLEE))
@@ -42,6 +46,16 @@ def test_two_workers_share_one_trunk_by_call_id(tmp_path: Path, redis_server) ->
                             service=session.proxies[CALLER], calls=CALLS)
         assert caller.status == 0, caller.diagnostics()
         assert callee.wait() == 0, callee.diagnostics()
+        # The supervisor's /metrics sums the workers' counters (written every second).
+        deadline = time.monotonic() + 10
+        while True:
+            text = scrape(sipmask)
+            if metric(text, 'sipmask_calls_total{outcome="completed"}') == CALLS:
+                break
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(0.2)
+        assert metric(text, "sipmask_calls_started_total") == CALLS
+        assert (metric(text, 'sipmask_sip_responses_total{code="200"}') or 0) >= 2 * CALLS
     invites = requests(callee, "INVITE")
     assert len(invites) == CALLS
     # Each B leg's Call-ID is minted by the worker that handled the call, which owns it.
