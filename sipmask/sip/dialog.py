@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .._core import URI, NameAddr, Request, Response, parse_name_addr, parse_uri
+from .._core import URI, NameAddr, Request, Response, parse, parse_name_addr, parse_uri
 from ..errors import LocalProtocolError, ParseError
 from .responses import make_response
 
@@ -101,7 +101,9 @@ class Dialog:
     awaiting_ack: int | None = field(default=None, init=False)
     # The INVITEs sent (for the ACK's credentials) and the ACKs sent, by CSeq number.
     _invites: dict[int, Request] = field(default_factory=dict, init=False, repr=False)
-    _acks: dict[int, Request] = field(default_factory=dict, init=False, repr=False)
+    # ACKs as bytes: a held call keeps them for its whole life, a parsed copy is rebuilt only
+    # when a 2xx is retransmitted (rare).
+    _acks: dict[int, bytes] = field(default_factory=dict, init=False, repr=False)
     _record_route: list[str] = field(default_factory=list, init=False, repr=False)
 
     # -- creation ---------------------------------------------------------------------------
@@ -274,12 +276,13 @@ class Dialog:
         cseq = response.cseq
         if cseq is None or cseq.method != "INVITE" or not 200 <= response.status <= 299:
             raise LocalProtocolError("an ACK is created only for a 2xx to INVITE")
-        invite = self._invites.get(cseq.number)
+        # The INVITE is needed only for this ACK's credentials: let it go (memory per call).
+        invite = self._invites.pop(cseq.number, None)
         fields = list(headers)
         if invite is not None:
             fields = [(n, v) for n in CREDENTIALS for v in invite.headers(n)] + fields
         ack = self._build("ACK", cseq.number, fields, body)
-        self._acks[cseq.number] = ack
+        self._acks[cseq.number] = bytes(ack)
         return ack
 
     def ack_for_retransmitted_2xx(self, response: Response) -> Request | None:
@@ -288,7 +291,12 @@ class Dialog:
         cseq = response.cseq
         if cseq is None or cseq.method != "INVITE" or not 200 <= response.status <= 299:
             return None
-        return self._acks.get(cseq.number)
+        ack = self._acks.get(cseq.number)
+        if ack is None:
+            return None
+        message = parse(ack)
+        assert isinstance(message, Request)
+        return message
 
     def _build(
         self, method: str, number: int, headers: Iterable[tuple[str, str]], body: bytes
