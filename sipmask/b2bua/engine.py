@@ -569,7 +569,8 @@ class B2BUA:
         except StoreError as exc:
             log.warning("call %s: binding lookup failed: %s", call.id, exc,
                         extra={"fields": {"event": "call.store_error", "call_id": call.id}})
-            self._fail(call, 503, "failed", "store")  # carriers fail over; Retry-After set
+            # The configured refusal (503 with Retry-After by default: carriers fail over).
+            self._fail(call, self.config.sip.overload_status, "failed", "store")
             return
         if call.ended:
             return  # cancelled while looking up
@@ -1025,8 +1026,8 @@ class B2BUA:
         if not call.a_final_sent:
             call.a_final_sent = True
             headers = [("Reason", reason)] if reason else []
-            if status == 503:
-                headers.append(("Retry-After", "5"))
+            if status == 503 and self.config.sip.retry_after:
+                headers.append(("Retry-After", str(self.config.sip.retry_after)))
             dialog = call.a.dialog
             if dialog is not None:
                 response = dialog.create_response(call.a_invite, status, headers=headers)

@@ -264,13 +264,13 @@ async def rig(extra: str = "", *, callees: int = 1, session: bool = True,
               inbound: str = "127.0.0.1/32", call_time_limit: int | None = None,
               ring_timeout: int | None = None, caller_host: str = "127.0.0.1",
               sip_extra: str = "", media: object = None, events: object = None,
-              hooks: object = None) -> AsyncIterator[Rig]:
+              hooks: object = None, store: object = None) -> AsyncIterator[Rig]:
     """A running B2BUA with a session between CALLER and CALLEE."""
     caller = await Peer().start(caller_host)
     peers = [await Peer().start() for _ in range(callees)]
     config = config_for(peers, extra, inbound=inbound, sip_extra=sip_extra)
-    store = MemoryStore(None)
-    await store.set_pool("default", POOL)
+    store = store or MemoryStore(None)  # type: ignore[assignment]
+    await store.set_pool("default", POOL)  # type: ignore[attr-defined]
     opened = None
     if session:
         opened = await store.create_session(
