@@ -44,6 +44,7 @@ from benchmarks.sip.load import (
     core_busy,
     cpu_seconds,
     machine,
+    read_rtts,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -587,14 +588,7 @@ def run_step(
         step.retrans_pct = round(100 * step.retransmissions / (created * per_call), 3)
     if step.successful and pids:
         step.cpu_ms_per_call = round(1000 * system_cpu / step.successful, 4)
-    rtts: list[float] = []
-    for path in workdir.glob("*_rtt.csv"):
-        with path.open(newline="") as handle:
-            for row in csv.reader(handle, delimiter=";"):
-                try:
-                    rtts.append(float(row[1]))
-                except (IndexError, ValueError):
-                    continue  # the header line
+    rtts = read_rtts(workdir)
     if rtts:
         step.setup_mean_ms = round(sum(rtts) / len(rtts), 3)
         step.setup_p50_ms = _percentile(rtts, 0.50)

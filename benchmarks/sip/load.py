@@ -428,6 +428,19 @@ class Step:
     notes: list[str] = field(default_factory=list)
 
 
+def read_rtts(workdir: Path) -> list[float]:
+    """SIPp's response times (ms) from every `*_rtt.csv` in `workdir` (`-trace_rtt`)."""
+    rtts: list[float] = []
+    for path in workdir.glob("*_rtt.csv"):
+        with path.open(newline="") as handle:
+            for row in csv.reader(handle, delimiter=";"):
+                try:
+                    rtts.append(float(row[1]))
+                except (IndexError, ValueError):
+                    continue  # the header line
+    return rtts
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -523,14 +536,7 @@ def run_sipp_step(
             step.achieved_rate = float(last["CallRate(C)"])
             created = int(last["TotalCallCreated"]) or 1
             step.retrans_pct = 100 * step.retransmissions / (created * case.requests_per_call)
-    rtts: list[float] = []
-    for path in workdir.glob("*_rtt.csv"):
-        with path.open(newline="") as handle:
-            for row in csv.reader(handle, delimiter=";"):
-                try:
-                    rtts.append(float(row[1]))
-                except (IndexError, ValueError):
-                    continue  # the header line
+    rtts = read_rtts(workdir)
     if rtts:
         step.rtt_mean_ms = round(sum(rtts) / len(rtts), 3)
         step.rtt_p50_ms = _percentile(rtts, 0.50)

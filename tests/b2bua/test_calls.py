@@ -23,6 +23,7 @@ from b2bua_helpers import (
 )
 
 from sipmask._core import Request, Response, parse_sdp
+from sipmask.sip.layer import build_cancel
 from sipmask.store.model import ParticipantSpec, SessionSpec
 
 
@@ -188,12 +189,7 @@ def test_caller_cancel_cancels_the_callee() -> None:
             b_invite = await r.callee.request("INVITE")
             r.callee.answer(b_invite, 180)
             await r.caller.response(180)
-            cancel = Request("CANCEL", invite.uri, [
-                ("Via", invite.header("via") or ""), ("Max-Forwards", "70"),
-                ("From", invite.header("from") or ""), ("To", invite.header("to") or ""),
-                ("Call-ID", invite.call_id or ""), ("CSeq", f"{invite.cseq.number} CANCEL"),  # type: ignore[union-attr]
-            ])
-            r.caller.send(cancel, r.sipmask)
+            r.caller.send(build_cancel(invite), r.sipmask)  # RFC 3261 §9.1
             assert (await r.caller.response(200, method="CANCEL")).status == 200
             assert (await r.caller.response(487, method="INVITE")).status == 487
             b_cancel = await r.callee.request("CANCEL")
@@ -214,12 +210,7 @@ def test_cancel_crossing_the_callees_200_ends_the_callee_leg() -> None:
             b_invite = await r.callee.request("INVITE")
             r.callee.answer(b_invite, 180)
             await r.caller.response(180)
-            cancel = Request("CANCEL", invite.uri, [
-                ("Via", invite.header("via") or ""), ("Max-Forwards", "70"),
-                ("From", invite.header("from") or ""), ("To", invite.header("to") or ""),
-                ("Call-ID", invite.call_id or ""), ("CSeq", f"{invite.cseq.number} CANCEL"),  # type: ignore[union-attr]
-            ])
-            r.caller.send(cancel, r.sipmask)
+            r.caller.send(build_cancel(invite), r.sipmask)  # RFC 3261 §9.1
             await r.caller.response(487, method="INVITE")
             await r.callee.request("CANCEL")
             # The callee answers as the CANCEL crosses: sipmask ACKs that 200 and BYEs it.
