@@ -16,7 +16,7 @@ numbers:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -144,6 +144,12 @@ class SessionStore(Protocol):
 
     async def record_interaction(self, interaction: Interaction) -> None:
         """Keep a call record with its session. Raises SessionNotFound."""
+        ...
+
+    async def record_interactions(self, interactions: Sequence[Interaction]) -> int:
+        """Keep several call records at once (one round trip on Redis: the call path writes
+        its records in batches). Records of sessions that are gone are skipped; returns how
+        many were kept."""
         ...
 
     async def list_interactions(self, session_id: str) -> list[Interaction]:

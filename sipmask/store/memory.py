@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from msgspec.structs import replace
 
@@ -417,6 +417,17 @@ class MemoryStore:
         """See SessionStore.record_interaction."""
         self._session(interaction.session_id)
         self._commit(InteractionSaved(interaction))
+
+    async def record_interactions(self, interactions: Sequence[Interaction]) -> int:
+        """See SessionStore.record_interactions."""
+        kept = 0
+        for interaction in interactions:
+            try:
+                await self.record_interaction(interaction)
+            except SessionNotFound:
+                continue
+            kept += 1
+        return kept
 
     async def list_interactions(self, session_id: str) -> list[Interaction]:
         """See SessionStore.list_interactions."""

@@ -13,8 +13,9 @@ on the next call once Redis is back, and scripts are loaded again if Redis lost 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -257,6 +258,7 @@ class RedisStore:
         self._retention_ms = ms(closed_retention)
         self._sticky_ms = ms(sticky_ttl)
         target = url if isinstance(url, RedisTarget) else RedisTarget(url)
+        self._mode = target.mode
         self._redis: Any
         self._redis, self._aclose = target.connect(
             socket_timeout=socket_timeout,
@@ -544,6 +546,35 @@ class RedisStore:
             )
         if not kept:
             raise SessionNotFound(sid)
+
+    async def record_interactions(self, interactions: Sequence[Interaction]) -> int:
+        """See SessionStore.record_interactions: one pipeline of the record script, not a
+        transaction (each record touches its own session's slot)."""
+        if not interactions:
+            return 0
+        k = self._keys
+        async with _available():
+            if self._mode == "cluster":  # a cluster pipeline of scripts: one call per record
+                results = await asyncio.gather(*(
+                    self._record(
+                        keys=[k.session(pool_of_session(i.session_id), i.session_id),
+                              k.interactions(pool_of_session(i.session_id), i.session_id)],
+                        args=[k.pool(pool_of_session(i.session_id)), _encode(i),
+                              MAX_INTERACTIONS],
+                    )
+                    for i in interactions
+                ))
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for i in interactions:
+                    pool = pool_of_session(i.session_id)
+                    await self._record(
+                        keys=[k.session(pool, i.session_id), k.interactions(pool, i.session_id)],
+                        args=[k.pool(pool), _encode(i), MAX_INTERACTIONS],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+        return sum(1 for kept in results if kept)
 
     async def list_interactions(self, session_id: str) -> list[Interaction]:
         """See SessionStore.list_interactions."""

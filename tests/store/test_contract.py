@@ -557,6 +557,23 @@ class _StoreContract:
         with pytest.raises(SessionNotFound):
             await store.list_interactions("default.nothere")
 
+    @with_store
+    async def test_interactions_in_a_batch(self, store: SessionStore, clock: FakeClock) -> None:
+        await store.set_pool("default", V[:4])
+        first = await store.create_session(spec(), now=clock())
+        second = await store.create_session(spec(CAROL, DAVE), now=clock())
+
+        def record(n: int, session_id: str) -> Interaction:
+            return Interaction(id=f"call-{n}", session_id=session_id, caller=ALICE, callee=BOB,
+                               dialled=V[0], presented=V[1], started_at=clock() + n)
+
+        batch = [record(0, first.id), record(1, second.id), record(2, "default.nothere"),
+                 record(3, first.id)]
+        assert await store.record_interactions(batch) == 3  # the unknown session's skipped
+        assert await store.list_interactions(first.id) == [batch[0], batch[3]]
+        assert await store.list_interactions(second.id) == [batch[1]]
+        assert await store.record_interactions([]) == 0
+
 
 class TestMemoryStore(_StoreContract):
     async def open_store(self, clock: FakeClock) -> SessionStore:
