@@ -503,7 +503,7 @@ async def serve(
             engine.start_probing()
             engine.start_overload_monitor()
 
-        background = []
+        background = [loop.create_task(runtime.gc_pacer())]
         if worker is None:
             background.append(loop.create_task(_housekeeping(store)))
         if metrics is not None:

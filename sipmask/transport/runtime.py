@@ -42,3 +42,26 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+FREEZE_EVERY = 1.0
+"""Seconds between two `gc.freeze()` while serving."""
+FULL_COLLECTION_EVERY = 60.0
+"""Seconds between two full collections (all objects unfrozen and walked once)."""
+
+
+async def gc_pacer() -> None:
+    """Keep garbage-collection pauses short on a busy process (Instagram's `gc.freeze` idea,
+    applied continuously): every second everything alive is frozen, so the collector's
+    automatic passes walk only the objects of the last second; calls and transactions that
+    end are freed by reference counting all the same. Once a minute everything is unfrozen
+    and collected fully, so reference cycles cannot pile up for longer than that."""
+    loop = asyncio.get_running_loop()
+    last_full = loop.time()
+    while True:
+        await asyncio.sleep(FREEZE_EVERY)
+        if loop.time() - last_full >= FULL_COLLECTION_EVERY:
+            gc.unfreeze()
+            gc.collect()
+            last_full = loop.time()
+        gc.freeze()
