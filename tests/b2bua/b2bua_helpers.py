@@ -9,6 +9,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipmask._core import Request, Response, parse
 from sipmask.b2bua import B2BUA
@@ -313,3 +314,15 @@ async def answered_call(r: Rig, *, invite_body: bytes = SDP,
     ok = await r.caller.response(200, method="INVITE")
     ack_for(r.caller, invite, ok, r.sipmask)
     return invite, ok, b_invite, b_ok
+
+
+async def records_of(r: Rig, count: int = 1) -> list[Any]:
+    """The session's call records once `count` are kept (the engine writes them in batches
+    every 50 ms), bounded."""
+    assert r.session is not None
+    for _ in range(100):
+        records = await r.store.list_interactions(r.session.id)
+        if len(records) >= count:
+            return records
+        await asyncio.sleep(0.02)
+    return await r.store.list_interactions(r.session.id)

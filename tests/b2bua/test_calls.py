@@ -18,6 +18,7 @@ from b2bua_helpers import (
     ack_for,
     answered_call,
     in_dialog,
+    records_of,
     rig,
     sdp,
 )
@@ -74,8 +75,7 @@ def test_basic_call_is_bridged_and_built_not_copied() -> None:
             r.callee.answer(b_bye, 200)
             await asyncio.sleep(0.05)
             assert r.engine.stats.calls_active == 0
-            assert r.session is not None
-            records = await r.store.list_interactions(r.session.id)
+            records = await records_of(r)
             assert len(records) == 1
             record = records[0]
             assert record.status == "completed" and record.cause == "bye-caller"
@@ -97,9 +97,7 @@ def test_callee_hangs_up() -> None:
             assert bye.call_id == invite.call_id and bye.to_tag == invite.from_tag
             assert bye.header("reason") == "Q.850;cause=16"  # rebuilt: no free text
             r.caller.answer(bye, 200)
-            await asyncio.sleep(0.05)
-            assert r.session is not None
-            (record,) = await r.store.list_interactions(r.session.id)
+            (record,) = await records_of(r)
             assert record.cause == "bye-callee"
 
     run(main)
@@ -115,9 +113,7 @@ def test_busy_is_relayed_and_each_leg_acked_by_its_own_transaction() -> None:
             assert ack.call_id == b_invite.call_id
             busy = await r.caller.response(486)
             assert busy.status == 486
-            assert r.session is not None
-            await asyncio.sleep(0.05)
-            (record,) = await r.store.list_interactions(r.session.id)
+            (record,) = await records_of(r)
             assert record.status == "busy" and record.answered_at is None
 
     run(main)
@@ -365,9 +361,7 @@ def test_call_time_limit_hangs_up_both_legs_with_a_reason() -> None:
             assert a_bye.header("reason") and b_bye.header("reason")
             r.caller.answer(a_bye, 200)
             r.callee.answer(b_bye, 200)
-            await asyncio.sleep(0.05)
-            assert r.session is not None
-            (record,) = await r.store.list_interactions(r.session.id)
+            (record,) = await records_of(r)
             assert record.cause == "time-limit"
 
     run(main)
