@@ -118,9 +118,6 @@ class SipmaskCollector(Collector):
                            stats.messages_relayed)
             yield _gauge("sipmask_draining", "1 while draining after SIGTERM.",
                          1 if engine.draining else 0)
-            yield _counter("sipmask_calls_lag_refused",
-                           "New INVITEs refused because the event loop lagged "
-                           "([sip] overload_lag).", stats.overload_refused)
             yield _gauge("sipmask_overloaded", "1 while the loop lag refuses new calls.",
                          1 if engine.overloaded else 0)
         if endpoint is not None:

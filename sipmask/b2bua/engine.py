@@ -89,7 +89,6 @@ ACCEPTED_TYPES = ("application/sdp", "multipart/mixed", "application/dtmf-relay"
 REQUIRE_SUPPORTED = ("timer",)
 """Option tags a caller may Require: 100rel is answered 420 (sipmask sends no reliable
 provisionals on the caller leg; it PRACKs a callee's)."""
-HEADERS_ON_A = ()
 FAILOVER_STATUSES = frozenset({408, 500, 502, 503, 504})
 LAG_WINDOW = 8
 """Samples of loop lag (one per 20 ms) whose least must exceed `overload_lag`."""
@@ -112,8 +111,6 @@ class EngineStats:
     calls_rejected: int = 0
     """INVITEs refused before a B leg was tried (no identity, no binding, limits, draining)."""
     messages_relayed: int = 0
-    overload_refused: int = 0
-    """New INVITEs refused because the loop lagged (`[sip] overload_lag`)."""
     outcomes: dict[str, int] = field(default_factory=dict)
     """Ended calls by outcome: completed, busy, no-answer, cancelled, failed, refused."""
 
@@ -160,6 +157,7 @@ class B2BUA:
         self.overloaded = False
         self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
         self._probes: list[asyncio.Future[None]] = []
+        self._lag_watch: asyncio.Future[None] | None = None
         self._apply(config)
         self.endpoint: SipEndpoint | None = None
         self.calls: set[Call] = set()
@@ -243,8 +241,8 @@ class B2BUA:
         work is spent on them (RFC 7339's idea: shed early, keep goodput), until the lag is
         back under half of it."""
         limit = self.config.sip.overload_lag
-        if limit > 0:
-            self._probes.append(asyncio.ensure_future(self._watch_lag(interval)))
+        if limit > 0 and self._lag_watch is None:
+            self._lag_watch = asyncio.ensure_future(self._watch_lag(interval))
 
     async def _watch_lag(self, interval: float) -> None:
         # Saturation shows in two places: every wake-up of the loop is late, or the backlog
@@ -275,8 +273,7 @@ class B2BUA:
                             least * 1000, ", socket buffers dropping" if dropping else "")
             elif self.overloaded and least < limit / 2 and not any(drops_seen):
                 self._set_overloaded(False)
-                log.info("overload over: %d new call(s) refused so far",
-                         self.stats.overload_refused)
+                log.info("overload over: taking new calls again")
 
     def _set_overloaded(self, overloaded: bool) -> None:
         # The layer refuses new INVITEs itself while overloaded: statelessly, before any
@@ -352,6 +349,8 @@ class B2BUA:
         """End every call (BYE on answered legs) and wait for record writes."""
         for probe in self._probes:
             probe.cancel()
+        if self._lag_watch is not None:
+            self._lag_watch.cancel()
         for call in list(self.calls):
             self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
         self._flush_records()
@@ -461,10 +460,15 @@ class B2BUA:
         """sipmask's host:port as the peer should see it (advertised address)."""
         return format_hostport(self._ep.local_address(transport, peer))
 
-    def _make_leg(self, side: Side, peer: Address, transport: str, call_id: str, user: str
-                  ) -> Leg:
+    def _via_and_contact(self, transport: str, peer: Address, user: str) -> tuple[str, str]:
+        """sipmask's Via template and Contact on a leg (raises LookupError: no listener)."""
         hostport = self._local(transport, peer)
         suffix = "" if transport == "udp" else f";transport={transport}"
+        return f"SIP/2.0/{transport.upper()} {hostport};rport", f"<sip:{user}@{hostport}{suffix}>"
+
+    def _make_leg(self, side: Side, peer: Address, transport: str, call_id: str, user: str
+                  ) -> Leg:
+        via, contact = self._via_and_contact(transport, peer, user)
         return Leg(
             side=side,
             peer=peer,
@@ -472,8 +476,8 @@ class B2BUA:
             call_id=call_id,
             local_tag=new_token(),
             origin=SdpOrigin(self._ep.local_address(transport, peer).host),
-            via=f"SIP/2.0/{transport.upper()} {hostport};rport",
-            contact=f"<sip:{user}@{hostport}{suffix}>",
+            via=via,
+            contact=contact,
         )
 
     # --- new requests ----------------------------------------------------------------------------
@@ -530,16 +534,11 @@ class B2BUA:
             self.stats.calls_rejected += 1
             self._reject(event, self.config.calls.reject_status)
             return
-        if self.overloaded:
-            self.stats.overload_refused += 1
-            sip = self.config.sip
-            self._reject(event, sip.overload_status,
-                         [("Retry-After", str(sip.retry_after))] if sip.retry_after else [])
-            return
         loop = asyncio.get_running_loop()
         if self.draining or not trunk.admit(loop.time()):
             self.stats.calls_rejected += 1
-            self._reject(event, 503, [("Retry-After", "5")])
+            retry = self.config.sip.retry_after
+            self._reject(event, 503, [("Retry-After", str(retry))] if retry else [])
             return
         dialled, caller = identities
         transport = (request.top_via.transport.lower() if request.top_via else "udp")
@@ -691,17 +690,14 @@ class B2BUA:
 
     def _start_b_on(self, call: Call, target: Target) -> None:
         presented = self._presented(call)
-        hostport = self._local(target.transport, target.address)  # LookupError: no listener
         if call.b is None:
             call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
                                     self._new_call_id(), presented)
             self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
         else:  # failover: same Call-ID and tag, the next destination's transport
-            suffix = "" if target.transport == "udp" else f";transport={target.transport}"
-            call.b.peer = target.address
-            call.b.transport = target.transport
-            call.b.via = f"SIP/2.0/{target.transport.upper()} {hostport};rport"
-            call.b.contact = f"<sip:{presented}@{hostport}{suffix}>"
+            via, contact = self._via_and_contact(target.transport, target.address, presented)
+            call.b.peer, call.b.transport = target.address, target.transport
+            call.b.via, call.b.contact = via, contact
         b = call.b
         invite = self._build_b_invite(call, target, presented)
         if invite is None:
@@ -1046,15 +1042,13 @@ class B2BUA:
 
     def _in_dialog(self, event: RequestReceived) -> None:
         request = event.request
+        answer = stateless_answer(request, methods=SIPMASK_METHODS,
+                                  supported=REQUIRE_SUPPORTED, accepted_types=ACCEPTED_TYPES)
         entry = self._by_leg.get((request.call_id or "", request.to_tag or ""))
         if entry is None:
-            answer = stateless_answer(request, methods=SIPMASK_METHODS,
-                                      supported=REQUIRE_SUPPORTED, accepted_types=ACCEPTED_TYPES)
             self._respond(event.key, answer or make_response(request, 481))
             return
         call, leg = entry
-        answer = stateless_answer(request, methods=SIPMASK_METHODS,
-                                  supported=REQUIRE_SUPPORTED, accepted_types=ACCEPTED_TYPES)
         if answer is not None and request.method != "OPTIONS":
             self._respond(event.key, answer)
             return

@@ -52,7 +52,6 @@ MAX_SESSION_INTERVAL = 86_400
 _DELTA = re.compile(r"\s*([0-9]{1,10})\s*(?:;(.*))?$")
 _REFRESHER = re.compile(r"(?:^|;)\s*refresher\s*=\s*(uac|uas)\s*(?:;|$)", re.IGNORECASE)
 _REASON = re.compile(r"\s*(SIP|Q\.850)\s*;(?:.*;)?\s*cause\s*=\s*([0-9]{1,5})\b", re.IGNORECASE)
-_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 
 
 def supported_tags(message: Message) -> list[str]:
@@ -186,6 +185,3 @@ def has_sdp(message: Message) -> bool:
     except ParseError:
         return False
 
-
-def valid_token(text: str) -> bool:
-    return _TOKEN.fullmatch(text) is not None

@@ -14,13 +14,14 @@ the SRV records of a trunk too. The Request-URI keeps the name as written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._core import URI, parse_uri
 from ..config import Config, Destination, NumberRules, TrunkConfig, parse_destination
 from ..errors import ParseError
 from ..sip.events import Address
+from ..transport.endpoint import format_hostport
 from ..transport.udp import Network, parse_networks, source_allowed
 from .dns import DEFAULT_PORTS, SipResolver
 
@@ -150,7 +151,7 @@ class Router:
             except OSError as exc:
                 failures.append(exc)
                 continue  # the next destination may resolve
-            name = _hostport(dest.host, dest.port) if dest.port else _bracket(dest.host)
+            name = _name(dest.host, dest.port)
             found += [
                 Target(Address(ip, port), dest.transport, name, None, trunk.name)
                 for ip, port in hops
@@ -178,17 +179,12 @@ class Router:
         host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
         hops = await self.resolver.locate(host, uri.port, transport)
         fixed = str(uri) if uri.user else None
-        name = _hostport(host, uri.port) if uri.port else _bracket(host)
+        name = _name(host, uri.port)
         return [Target(Address(ip, port), transport, name, fixed, None) for ip, port in hops]
 
 
-def _hostport(host: str, port: int) -> str:
-    return f"{_bracket(host)}:{port}"
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def target_names(targets: Sequence[Target]) -> str:
-    return ", ".join(f"{t.transport}:{t.uri_host}" for t in targets)
+def _name(host: str, port: int | None) -> str:
+    """The Request-URI host part of a destination: as written, with its port if one was."""
+    if port is None:
+        return f"[{host}]" if ":" in host else host
+    return format_hostport(Address(host, port))

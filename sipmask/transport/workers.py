@@ -17,7 +17,6 @@ opened it, and a call whose legs are both on connections stays on that worker.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
@@ -135,10 +134,3 @@ class CallIdRouter:
             listener, source, data = Mailbox.unpack(envelope)
             deliver(listener, source, data)
 
-
-def worker_count(requested: int) -> int:
-    """`requested` workers, or the number of usable cores when 0."""
-    if requested > 0:
-        return requested
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)

@@ -822,3 +822,16 @@ def test_one_long_pause_is_not_overload() -> None:
             assert not r.engine.overloaded
 
     run(main)
+
+
+def test_reload_keeps_the_overload_monitor() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            r.engine.start_overload_monitor(interval=0.01)
+            watch = r.engine._lag_watch
+            r.engine.attach(r.endpoint)
+            r.engine.reload(r.engine.config)  # cancels and restarts the OPTIONS probes only
+            await asyncio.sleep(0.05)
+            assert watch is not None and not watch.done()
+
+    run(main)
