@@ -130,6 +130,9 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """PEM certificate chain for `tls:` listeners."""
     tls_key: str | None = None
     """PEM private key for `tls:` listeners."""
+    tls_ca: str | None = None
+    """PEM certificates trusted for outbound TLS (`tls:` destinations); the system's
+    trusted certificates when not set."""
     timers: TimerConfig = TimerConfig()
     """`[sip.timers]`: t1, t2, t4 and timer_d, seconds (RFC 3261 Table 4)."""
     max_message_size: _MessageSize = 65_535

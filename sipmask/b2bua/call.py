@@ -67,6 +67,8 @@ class Leg:
     via: str
     contact: str
     dialog: Dialog | None = None
+    server_name: str | None = None
+    """The host name a TLS peer's certificate must carry (the destination as written)."""
     refresh_deadline: float | None = None
     session_interval: int = 0
     we_refresh: bool = False
@@ -77,6 +79,10 @@ class Relay:
     """A request received on one leg and relayed on the other: its answer goes back."""
 
     source: Leg
+    source_dialog: Dialog
+    """The dialog the request came in on (early or confirmed) and is answered on."""
+    target: Dialog
+    """The dialog of the other leg it was relayed on."""
     server_key: TransactionKey
     request: Request
     sent: Request
@@ -121,6 +127,8 @@ class Call:
     pumping: bool = False
     auth_headers: list[tuple[str, str]] = field(default_factory=list)
     auth_tried: bool = False
+    min_se: int = 0
+    """The Min-SE a callee's 422 asked for (RFC 4028 §6): the retried INVITE's floor."""
 
     @property
     def ended(self) -> bool:

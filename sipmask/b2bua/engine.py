@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -64,6 +65,7 @@ from ..store import SessionStore, StoreError
 from ..store.events import EventPublisher
 from ..store.model import Binding, Interaction
 from ..transport.endpoint import SipEndpoint, format_hostport
+from ..transport.stream import client_context
 from ..webhooks import CreateSession, Fallback, WebhookSender
 from . import numbers
 from .call import Call, Leg, Phase, Relay, Side, new_branch, new_token
@@ -167,6 +169,7 @@ class B2BUA:
         self._down: dict[Address, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._records: list[Interaction] = []
+        self._tls_client: ssl.SSLContext | None = None
 
     def _apply(self, config: Config) -> None:
         self.config = config
@@ -187,6 +190,7 @@ class B2BUA:
             probe.cancel()
         self._probes.clear()
         self._apply(config)
+        self._tls_client = None  # tls_ca may have changed
         for trunk in self.router.trunks:
             trunk.active_calls = old.get(trunk.name, 0)
         if self.endpoint is not None:
@@ -396,14 +400,25 @@ class B2BUA:
 
     async def _send_now(self, key: TransactionKey, leg: Leg, request: Request) -> None:
         try:
-            await self._ep.send_request(request, leg.peer, transport=leg.transport)
-        except OSError as exc:
-            # RFC 3261 §8.1.3.1: a transport error counts as a 503 from the next hop, here a
-            # timeout of the transaction (failover, or 408 / a BYE'd call).
+            context = self._client_context() if leg.transport == "tls" else None
+            await self._ep.send_request(request, leg.peer, transport=leg.transport,
+                                        ssl_context=context, server_hostname=leg.server_name)
+        except (OSError, ValueError) as exc:
+            # RFC 3261 §8.1.3.1: a transport error (refused, TLS handshake or certificate,
+            # unreadable CA file) counts as a 503 from the next hop: failover, or the call
+            # fails (a BYE'd call ends).
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             log.info("%s to %s:%s failed: %s", request.method, leg.transport,
-                     format_hostport(leg.peer), exc.strerror or type(exc).__name__)
+                     format_hostport(leg.peer), reason)
             if request.method != "ACK":
-                self._on_timeout(key)
+                self._on_timeout(key, transport_error=True)
+
+    def _client_context(self) -> ssl.SSLContext:
+        """The TLS client context for `tls:` destinations, made on first use (reading the
+        trusted certificates costs milliseconds)."""
+        if self._tls_client is None:
+            self._tls_client = client_context(self.config.sip.tls_ca)
+        return self._tls_client
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -546,6 +561,16 @@ class B2BUA:
         assert request.call_id is not None
         a = self._make_leg(Side.CALLER, event.source, transport, request.call_id, dialled)
         a.peer = event.source  # requests to the caller go where it sent from (NAT-safe)
+        try:
+            # Made now, not at the first 18x: a caller whose Contact or Record-Route cannot
+            # make a dialog is refused before any callee is called (else the callee's answer
+            # would have nowhere to go, and its leg no end).
+            a.dialog = Dialog.from_uas(request, a.local_tag, a.contact, via=a.via,
+                                       new_branch=new_branch)
+        except (ParseError, LocalProtocolError):
+            self.stats.calls_rejected += 1
+            self._reject(event, 400)
+            return
         call = Call(
             id=new_token(6),
             trunk=trunk,
@@ -699,6 +724,7 @@ class B2BUA:
             call.b.peer, call.b.transport = target.address, target.transport
             call.b.via, call.b.contact = via, contact
         b = call.b
+        b.server_name = host_of(target.uri_host)
         invite = self._build_b_invite(call, target, presented)
         if invite is None:
             return
@@ -748,6 +774,10 @@ class B2BUA:
         fields.append(("Supported", ", ".join(sorted(supported))))
         if not any(name == "Session-Expires" for name, _ in crossing):
             crossing.append(("Session-Expires", str(self.config.calls.session_expires)))
+        if call.min_se:  # retried after a 422 (RFC 4028 §7.4)
+            crossing = [(n, v) for n, v in crossing if n not in ("Session-Expires", "Min-SE")]
+            interval = max(call.min_se, self.config.calls.session_expires)
+            crossing += [("Session-Expires", str(interval)), ("Min-SE", str(call.min_se))]
         fields += crossing
         trunk = self.router.by_name.get(target.trunk or "")
         if trunk is not None and trunk.config.assert_identity:
@@ -777,10 +807,16 @@ class B2BUA:
         if relay is not None:
             self._relayed_response(call, key, relay, response, event.retransmission)
             return
-        # PRACK, UPDATE refreshes, BYE we originated: a 2xx to a refresh re-arms its timer.
-        if (response.cseq and response.cseq.method == "UPDATE" and 200 <= response.status < 300):
+        # PRACK, UPDATE refreshes, BYE we originated: an answer to a refresh re-arms its
+        # timer (a 4xx such as 405 still shows the peer is there); 408/481 end the call.
+        if response.cseq and response.cseq.method == "UPDATE" and response.status >= 200:
             leg = self._leg_of_response(call, response)
-            if leg is not None:
+            if leg is None:
+                return
+            if response.status in (408, 481):
+                self._hang_up(call, None, "completed", reason="SIP;cause=408",
+                              cause=f"refresh-{response.status}")
+            else:
                 self._schedule_refresh(call, leg)
 
     def _leg_of_response(self, call: Call, response: Response) -> Leg | None:
@@ -805,6 +841,7 @@ class B2BUA:
         if status == 100:
             return
         dialog = None
+        unusable = False
         if status < 300:
             try:
                 dialog = call.b_dialogs.receive_response(
@@ -812,12 +849,30 @@ class B2BUA:
                 )
             except (ParseError, LocalProtocolError):
                 dialog = None
+                if status >= 200:
+                    # A 2xx whose Contact or Record-Route is malformed still needs its ACK
+                    # (or the callee retransmits it and the caller rings on): a dialog
+                    # aimed at the INVITE's own Request-URI is made to ACK and end it.
+                    dialog = self._fallback_dialog(call, response)
+                    unusable = True
         if status < 200:
             self._b_provisional(call, response, dialog)
         elif status < 300:
-            self._b_answered(call, response, dialog, retransmission)
+            self._b_answered(call, response, dialog, retransmission, unusable=unusable)
         else:
             self._b_failed(call, response)
+
+    def _fallback_dialog(self, call: Call, response: Response) -> Dialog | None:
+        b, invite = call.b, call.b_invite
+        assert b is not None and invite is not None
+        patched = response.copy()
+        patched.remove_header("record-route")
+        patched.set_header("Contact", f"<{invite.uri}>")
+        try:
+            return call.b_dialogs.receive_response(invite, patched, new_branch=new_branch,
+                                                   via=b.via)
+        except (ParseError, LocalProtocolError):
+            return None
 
     def _b_provisional(self, call: Call, response: Response, dialog: Dialog | None) -> None:
         call.saw_provisional = True
@@ -866,7 +921,8 @@ class B2BUA:
         return call.a.dialog
 
     def _b_answered(
-        self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool
+        self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool,
+        *, unusable: bool = False,
     ) -> None:
         b = call.b
         assert b is not None
@@ -892,22 +948,30 @@ class B2BUA:
             self._send(None, b, dialog.create_request("BYE"))
             dialog.terminate()
             return
-        b.dialog = dialog
         call.b_dialogs.terminate_early(dialog.id.call_id, dialog.id.local_tag)
         dialog.confirm()
+        a_dialog = self._a_dialog(call)
+        body = None
+        if not unusable and a_dialog is not None:
+            try:
+                body = crossing_body(response, "INVITE", call.a.origin)
+            except (BodyRefused, ParseError):
+                body = None
+        if a_dialog is None or body is None:
+            # The callee answered but the call cannot go on (a malformed Contact, Record-
+            # Route or SDP): its leg is ACKed and ended, the caller gets a failure.
+            status, cause = (502, "callee-contact") if unusable else (488, "callee-sdp")
+            self._send(None, b, dialog.create_ack(response))
+            self._send(None, b, dialog.create_request(
+                "BYE", headers=[("Reason", f"SIP;cause={status}"), *self._ua_header]))
+            dialog.terminate()
+            self._fail(call, status, "failed", cause)
+            return
+        b.dialog = dialog
         if call.late_offer:
             call.deferred_ack = (dialog, response)  # the ACK carries the caller's answer
         else:
             self._send(None, b, dialog.create_ack(response))
-        a_dialog = self._a_dialog(call)
-        if a_dialog is None:
-            self._hang_up(call, None, "failed")
-            return
-        try:
-            body = crossing_body(response, "INVITE", call.a.origin)
-        except (BodyRefused, ParseError):
-            self._hang_up(call, None, "failed", reason="SIP;cause=488")
-            return
         headers = body.headers() + [("Allow", ", ".join(SIPMASK_METHODS))]
         headers += self._timer_headers_for_a(call)
         final = a_dialog.create_response(call.a_invite, 200, headers=headers, body=body.data)
@@ -937,6 +1001,8 @@ class B2BUA:
                 self._finish(call)
             return
         if status in (401, 407) and self._answer_challenge(call, response):
+            return
+        if status == 422 and self._retry_with_min_se(call, response):
             return
         if (
             status in FAILOVER_STATUSES
@@ -978,7 +1044,17 @@ class B2BUA:
         self._start_b(call)
         return True
 
-    def _on_timeout(self, key: TransactionKey) -> None:
+    def _retry_with_min_se(self, call: Call, response: Response) -> bool:
+        """RFC 4028 §7.4: a 422 names the smallest interval the callee accepts (Min-SE);
+        the INVITE is retried with it, while it grows (a callee cannot loop us)."""
+        value = (response.header("min-se") or "").split(";", 1)[0].strip()
+        if not value.isdigit() or int(value) <= call.min_se or int(value) > 86400:
+            return False
+        call.min_se = int(value)
+        self._start_b(call)
+        return True
+
+    def _on_timeout(self, key: TransactionKey, *, transport_error: bool = False) -> None:
         waiter = self._message_waiters.get(key)
         if waiter is not None and not waiter.done():
             waiter.set_result(0)  # no answer at all
@@ -986,13 +1062,16 @@ class B2BUA:
         if call is None:
             return
         if key == call.b_key:
-            if call.b is not None:
-                self._down[call.b.peer] = asyncio.get_running_loop().time() + DESTINATION_DOWN_FOR
             if call.a_final_sent or call.ended:
                 self._finish(call)
-            elif call.target_index + 1 < len(call.targets) and not call.saw_provisional:
+                return
+            if call.b is not None:
+                self._down[call.b.peer] = asyncio.get_running_loop().time() + DESTINATION_DOWN_FOR
+            if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
                 call.target_index += 1
                 self._start_b(call)
+            elif transport_error:  # the destination could not be reached at all: failed
+                self._fail(call, map_failure(503), "failed", "transport")
             else:
                 self._fail(call, 408, "no-answer", "timer-b")
             return
@@ -1023,6 +1102,12 @@ class B2BUA:
                 self._ep.layer.send_cancel(call.b_key, self._ep.now())
             except LocalProtocolError:
                 pass  # the INVITE transaction already ended
+            else:
+                # RFC 3261 §9.1: a callee that rang and then goes silent would hold the
+                # INVITE transaction for ever (Proceeding has no timer): 64*T1 after the
+                # CANCEL it is given up.
+                asyncio.get_running_loop().call_later(
+                    64 * self.config.sip.timers.t1, self._ep.layer.give_up, call.b_key)
         if not call.a_final_sent:
             call.a_final_sent = True
             headers = [("Reason", reason)] if reason else []
@@ -1088,8 +1173,10 @@ class B2BUA:
         method = request.method
         other = call.other(leg)
         target = other.dialog if other is not None else None
-        if other is None or target is None or call.phase is not Phase.ANSWERED:
-            # In an early dialog there is nothing to relay to yet (UPDATE/INFO before 200).
+        if target is None and other is not None and method != "INVITE" and not call.ended:
+            target = self._early_target(call, other)  # INFO, UPDATE... while ringing
+        if other is None or target is None or call.ended:
+            # Nothing to relay to (the other leg has no dialog, not even an early one).
             self._respond(event.key, dialog.create_response(request, 491 if method in (
                 "INVITE", "UPDATE") else 481))
             return
@@ -1110,31 +1197,40 @@ class B2BUA:
                 request, 491 if method == "INVITE" else 500))
             return
         key = client_key(sent)
-        call.relays[key] = Relay(leg, event.key, request, sent)
+        call.relays[key] = Relay(leg, dialog, target, event.key, request, sent)
         kind = "offer" if method in ("INVITE", "UPDATE") else "answer"
         self._deliver(call, other, sent, kind, lambda: self._send(call, other, sent))
+
+    def _early_target(self, call: Call, other: Leg) -> Dialog | None:
+        """The early dialog of `other` a request in an early dialog is relayed on: the
+        caller's, or the callee fork that rang last."""
+        if other.side is Side.CALLER:
+            return other.dialog
+        early = call.b_dialogs.early(other.call_id, other.local_tag)
+        return early[-1] if early else None
 
     def _relayed_response(self, call: Call, key: TransactionKey, relay: Relay,
                           response: Response, retransmission: bool) -> None:
         other = call.other(relay.source)
-        assert other is not None and other.dialog is not None
+        assert other is not None
+        target = relay.target
         status = response.status
         method = relay.sent.method
         if status < 200:
             return  # provisionals of relayed requests stay on their leg
         if method == "INVITE" and status < 300:
-            other.dialog.receive_response(response)
+            target.receive_response(response)
             if retransmission:
-                ack = other.dialog.ack_for_retransmitted_2xx(response)
+                ack = target.ack_for_retransmitted_2xx(response)
                 if ack is not None:
                     self._send(None, other, ack)
                 return
             if has_sdp(relay.request) or not has_sdp(response):
-                self._send(None, other, other.dialog.create_ack(response))
+                self._send(None, other, target.create_ack(response))
             else:
-                call.deferred_ack = (other.dialog, response)
+                call.deferred_ack = (target, response)
         else:
-            other.dialog.receive_response(response)
+            target.receive_response(response)
         call.relays.pop(key, None)
         self._answer_relay(relay, status, response)
         if status in (408, 481) and call.phase is Phase.ANSWERED:
@@ -1142,9 +1238,9 @@ class B2BUA:
 
     def _answer_relay(self, relay: Relay, status: int, response: Response | None = None) -> None:
         source = relay.source
-        dialog = source.dialog
+        dialog = relay.source_dialog
         call = self._by_leg.get((source.call_id, source.local_tag))
-        if dialog is None or call is None:
+        if call is None:
             return
         method = relay.request.method
         headers: list[tuple[str, str]] = []
@@ -1222,18 +1318,19 @@ class B2BUA:
             elapsed + interval)
 
     def _timer_headers_for_a(self, call: Call) -> list[tuple[str, str]]:
-        """Session-Expires in the 200 to the caller: its own interval, the caller refreshes
-        (RFC 4028 §9); sipmask only watches that refreshes come."""
-        interval, _ = session_expires(call.a_invite)
-        if not interval:
+        """Session-Expires in the 200 to the caller (RFC 4028 §9): its own interval and the
+        refresher it asked for (`uac` when it left the choice to us); sipmask refreshes when
+        that is `uas`, else watches that refreshes come. A caller that does not support
+        timers gets none: nobody would refresh, and the call would be cut at the interval."""
+        interval, refresher = session_expires(call.a_invite)
+        if not interval or "timer" not in supported_tags(call.a_invite):
             return []
+        refresher = "uas" if refresher == "uas" else "uac"
         call.a.session_interval = interval
-        call.a.we_refresh = False
+        call.a.we_refresh = refresher == "uas"
+        self._schedule_refresh(call, call.a)  # when sipmask is the refresher
         self._touch_refresh(call, call.a)
-        headers = [("Session-Expires", f"{interval};refresher=uac")]
-        if "timer" in supported_tags(call.a_invite):
-            headers.append(("Require", "timer"))
-        return headers
+        return [("Session-Expires", f"{interval};refresher={refresher}"), ("Require", "timer")]
 
     def _session_timer_from_2xx(self, call: Call, leg: Leg, response: Response) -> None:
         interval, refresher = session_expires(response)
@@ -1333,24 +1430,24 @@ class B2BUA:
     def _record(self, call: Call) -> None:
         binding = call.binding
         duration = (
-            (call.ended_at or 0.0) - call.answered_at if call.answered_at is not None else 0.0
+            None if call.answered_at is None else (call.ended_at or 0.0) - call.answered_at
         )
         log.info(
-            "call %s %s: caller %s dialled %s, callee %s, cause %s, %.1f s answered",
+            "call %s %s: caller %s dialled %s, callee %s, cause %s, %s",
             call.id,
             call.status,
             mask_party(call.caller),
             call.dialled,
             mask_party(binding.callee.key) if binding else "-",
             call.cause or "-",
-            duration,
+            "not answered" if duration is None else f"{duration:.1f} s answered",
             extra={"fields": {
                 "event": "call.ended",
                 "call_id": call.id,
                 "session_id": binding.session_id if binding else None,
                 "outcome": call.status,
                 "cause": call.cause,
-                "duration": round(duration, 3),
+                "duration": None if duration is None else round(duration, 3),
             }},
         )
         if binding is None:
@@ -1451,6 +1548,13 @@ class B2BUA:
         status = status or 408
         self.stats.messages_relayed += 1
         self._reject(event, map_failure(status) if status >= 300 else status)
+
+
+def host_of(hostport: str) -> str:
+    """The host of `host:port` (`[v6]:port` too), for a TLS certificate check."""
+    if hostport.startswith("["):
+        return hostport[1:].split("]", 1)[0]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
 
 
 def map_failure(status: int) -> int:

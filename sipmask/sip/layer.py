@@ -362,6 +362,16 @@ class TransactionLayer:
         if transaction is not None and key.role is Role.SERVER:
             self.terminate(transaction)
 
+    def give_up(self, invite_key: TransactionKey) -> None:
+        """End INVITE client transaction `invite_key` if it has no final response yet: the
+        TU's side of RFC 3261 §9.1 (an INVITE with no final response 64*T1 after its CANCEL
+        is timed out; in Proceeding no timer of the transaction ends it). It is forgotten
+        (`TransactionTerminated`); answered or unknown keys are ignored."""
+        invite = self._transactions.get(invite_key)
+        if isinstance(invite, ClientInviteTransaction) and not invite.final_received:
+            self.terminate(invite)
+            self._drop_pending_cancel(invite_key)
+
     def send_cancel(self, invite_key: TransactionKey, now: float) -> TransactionKey:
         """Cancel the INVITE client transaction `invite_key` (RFC 3261 §9.1) and return the
         key of the CANCEL's own transaction. The CANCEL is held until a provisional response

@@ -281,3 +281,11 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certfile, keyfile)
     return context
+
+
+def client_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A TLS client context, TLS 1.2 or later, checking the peer's certificate and name
+    against `cafile` (PEM) or, without one, the system's trusted certificates."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
