@@ -8,7 +8,6 @@ pairs them with what the engine needs to relay between them and to write the cal
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import secrets
 from collections import deque
@@ -112,7 +111,8 @@ class Call:
     a_final_sent: bool = False
     late_offer: bool = False
     deferred_ack: tuple[Dialog, Response] | None = None
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    timers: dict[str, int] = field(default_factory=dict)
+    """Armed call timers (`timers.py`): name -> token."""
     relays: dict[TransactionKey, Relay] = field(default_factory=dict)
     client_keys: list[TransactionKey] = field(default_factory=list)
     """Client transactions this call started (to unindex them when it is forgotten)."""
@@ -136,13 +136,3 @@ class Call:
 
     def other(self, leg: Leg) -> Leg | None:
         return self.b if leg is self.a else self.a
-
-    def cancel_timer(self, name: str) -> None:
-        handle = self.timers.pop(name, None)
-        if handle is not None:
-            handle.cancel()
-
-    def cancel_timers(self) -> None:
-        for handle in self.timers.values():
-            handle.cancel()
-        self.timers.clear()

@@ -83,6 +83,7 @@ from .masking import (
 )
 from .media import MediaHook
 from .routing import Router, Target, TrunkState
+from .timers import CallTimers, Owner
 
 log = logging.getLogger("sipmask.b2bua")
 
@@ -170,6 +171,12 @@ class B2BUA:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._records: list[Interaction] = []
         self._tls_client: ssl.SSLContext | None = None
+        # Call timers: a deadline heap (sans-IO) and the one loop timer armed for it.
+        self.timers = CallTimers(wake=self._wake)
+        self._own = Owner()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._firing: float | None = None
 
     def _apply(self, config: Config) -> None:
         self.config = config
@@ -358,6 +365,9 @@ class B2BUA:
         for call in list(self.calls):
             self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
         self._flush_records()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
 
@@ -459,17 +469,43 @@ class B2BUA:
             call.pumping = False
 
     def _later(self, call: Call, name: str, delay: float, callback: Callable[[], None]) -> None:
-        call.cancel_timer(name)
-        loop = asyncio.get_running_loop()
-
         def fire() -> None:
-            call.timers.pop(name, None)
             try:
                 callback()
             except Exception:
                 log.exception("call %s: timer %s failed", call.id, name)
 
-        call.timers[name] = loop.call_later(delay, fire)
+        self.timers.arm(call, name, self._now() + delay, fire)
+
+    # --- the clock: one loop timer for every call timer --------------------------------------
+
+    def _now(self) -> float:
+        """The time call logic sees: the `now` timers are fired with, else the loop's."""
+        return self._firing if self._firing is not None else self._ep.now()
+
+    def _wake(self, deadline: float) -> None:
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.run_timers(self._ep.now())
+
+    def run_timers(self, now: float) -> None:
+        """Fire every call timer due at `now` (the loop timer calls this with the loop's
+        clock; flow tests with a made-up `now`, instead of sleeping)."""
+        self._firing = now
+        try:
+            self.timers.fire(now)
+        finally:
+            self._firing = None
+        deadline = self.timers.next_deadline()
+        if deadline is not None:
+            self._wake(deadline)
 
     def _local(self, transport: str, peer: Address) -> str:
         """sipmask's host:port as the peer should see it (advertised address)."""
@@ -549,8 +585,7 @@ class B2BUA:
             self.stats.calls_rejected += 1
             self._reject(event, self.config.calls.reject_status)
             return
-        loop = asyncio.get_running_loop()
-        if self.draining or not trunk.admit(loop.time()):
+        if self.draining or not trunk.admit(self._now()):
             self.stats.calls_rejected += 1
             retry = self.config.sip.retry_after
             self._reject(event, 503, [("Retry-After", str(retry))] if retry else [])
@@ -684,7 +719,7 @@ class B2BUA:
         self._start_b(call)
 
     def _live_first(self, targets: list[Target]) -> list[Target]:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         live = [t for t in targets if self._down.get(t.address, 0.0) <= now]
         return live + [t for t in targets if t not in live]
 
@@ -979,8 +1014,8 @@ class B2BUA:
         call.phase = Phase.ANSWERED
         call.answered_at = self.clock()
         self.stats.calls_answered += 1
-        call.cancel_timer("ring")
-        call.cancel_timer("timer_c")
+        self.timers.cancel(call, "ring")
+        self.timers.cancel(call, "timer_c")
 
         def send_final() -> None:
             self._respond(call.a_key, final)
@@ -1066,7 +1101,7 @@ class B2BUA:
                 self._finish(call)
                 return
             if call.b is not None:
-                self._down[call.b.peer] = asyncio.get_running_loop().time() + DESTINATION_DOWN_FOR
+                self._down[call.b.peer] = self._now() + DESTINATION_DOWN_FOR
             if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
                 call.target_index += 1
                 self._start_b(call)
@@ -1105,9 +1140,11 @@ class B2BUA:
             else:
                 # RFC 3261 §9.1: a callee that rang and then goes silent would hold the
                 # INVITE transaction for ever (Proceeding has no timer): 64*T1 after the
-                # CANCEL it is given up.
-                asyncio.get_running_loop().call_later(
-                    64 * self.config.sip.timers.t1, self._ep.layer.give_up, call.b_key)
+                # CANCEL it is given up. An engine timer: the call ends before that.
+                key, layer = call.b_key, self._ep.layer
+                self.timers.arm(self._own, f"give-up {key.branch}",
+                                self._now() + 64 * self.config.sip.timers.t1,
+                                lambda: layer.give_up(key))
         if not call.a_final_sent:
             call.a_final_sent = True
             headers = [("Reason", reason)] if reason else []
@@ -1297,12 +1334,11 @@ class B2BUA:
         t1 = self.config.sip.timers.t1
         cseq = response.cseq.number if response.cseq else 0
         name = f"2xx-{leg.side.value}-{cseq}"
-        call.timers[name] = asyncio.get_running_loop().call_later(
-            t1, self._resend_2xx, call, leg, key, response, name, cseq, t1, t1)
+        self._later(call, name, t1,
+                    lambda: self._resend_2xx(call, leg, key, response, name, cseq, t1, t1))
 
     def _resend_2xx(self, call: Call, leg: Leg, key: TransactionKey, response: Response,
                     name: str, cseq: int, interval: float, elapsed: float) -> None:
-        call.timers.pop(name, None)
         dialog = leg.dialog
         if dialog is None or dialog.awaiting_ack != cseq or call.ended:
             return
@@ -1313,9 +1349,8 @@ class B2BUA:
         if not self._respond(key, response):
             return
         interval = min(2 * interval, timers.t2)
-        call.timers[name] = asyncio.get_running_loop().call_later(
-            interval, self._resend_2xx, call, leg, key, response, name, cseq, interval,
-            elapsed + interval)
+        self._later(call, name, interval, lambda: self._resend_2xx(
+            call, leg, key, response, name, cseq, interval, elapsed + interval))
 
     def _timer_headers_for_a(self, call: Call) -> list[tuple[str, str]]:
         """Session-Expires in the 200 to the caller (RFC 4028 §9): its own interval and the
@@ -1400,7 +1435,7 @@ class B2BUA:
             return
         call.phase = Phase.ENDED
         call.ended_at = self.clock()
-        call.cancel_timers()
+        self.timers.cancel_all(call)
         self.calls.discard(call)
         self.stats.calls_active -= 1
         self.stats.outcomes[call.status] = self.stats.outcomes.get(call.status, 0) + 1
@@ -1412,8 +1447,7 @@ class B2BUA:
         # retransmissions on its own.
         call.relays.clear()
         call.outbox.clear()
-        loop = asyncio.get_running_loop()
-        loop.call_later(FORGET_AFTER, self._forget, call)
+        self.timers.arm(call, "forget", self._now() + FORGET_AFTER, lambda: self._forget(call))
         self._record(call)
         if self.media is not None:
             self._spawn(self.media.end(call.id))
@@ -1474,7 +1508,8 @@ class B2BUA:
         not one per call): on Redis a write per call cost a third of the call rate."""
         self._records.append(record)
         if len(self._records) == 1:
-            asyncio.get_running_loop().call_later(RECORD_BATCH_DELAY, self._flush_records)
+            self.timers.arm(self._own, "records", self._now() + RECORD_BATCH_DELAY,
+                            self._flush_records)
 
     def _flush_records(self) -> None:
         batch, self._records = self._records, []
