@@ -134,6 +134,8 @@ class B2BUA:
             session) and out-of-session (decides for a caller without a binding).
         resolver: RFC 3263 server location for destinations written as names (the system's
             DNS servers by default).
+        monotonic: the clock of call timers (by default the loop's); flow tests give one
+            they move forward instead of sleeping.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class B2BUA:
         events: EventPublisher | None = None,
         hooks: WebhookSender | None = None,
         resolver: SipResolver | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -172,6 +175,7 @@ class B2BUA:
         self._records: list[Interaction] = []
         self._tls_client: ssl.SSLContext | None = None
         # Call timers: a deadline heap (sans-IO) and the one loop timer armed for it.
+        self.monotonic = monotonic
         self.timers = CallTimers(wake=self._wake)
         self._own = Owner()
         self._timer: asyncio.TimerHandle | None = None
@@ -480,24 +484,28 @@ class B2BUA:
     # --- the clock: one loop timer for every call timer --------------------------------------
 
     def _now(self) -> float:
-        """The time call logic sees: the `now` timers are fired with, else the loop's."""
-        return self._firing if self._firing is not None else self._ep.now()
+        """The time call logic sees: the `now` timers are fired with, else the clock's."""
+        if self._firing is not None:
+            return self._firing
+        return self.monotonic() if self.monotonic is not None else self._ep.now()
 
     def _wake(self, deadline: float) -> None:
-        if self._timer_at is not None and self._timer_at <= deadline:
+        loop = asyncio.get_running_loop()
+        at = deadline - (self._now() - loop.time())  # the loop's time of that deadline
+        if self._timer_at is not None and self._timer_at <= at:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self.run_timers(self._ep.now())
+        self.run_timers(self._now())
 
     def run_timers(self, now: float) -> None:
-        """Fire every call timer due at `now` (the loop timer calls this with the loop's
-        clock; flow tests with a made-up `now`, instead of sleeping)."""
+        """Fire every call timer due at `now` (the loop timer calls this; a flow test
+        after moving its clock forward)."""
         self._firing = now
         try:
             self.timers.fire(now)
@@ -1311,6 +1319,8 @@ class B2BUA:
         if dialog is None:
             return
         dialog.receive_request(request)
+        if request.cseq is not None:  # its 2xx is no longer retransmitted (RFC 6026 §8.1)
+            self.timers.cancel(call, f"2xx-{leg.side.value}-{request.cseq.number}")
         pending = call.deferred_ack
         other = call.other(leg)
         if pending is not None and other is not None:

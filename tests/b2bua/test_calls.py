@@ -1,6 +1,8 @@
 """Call flows through a real B2BUA on loopback UDP: scripted caller and callee peers, the
 engine, the transaction layer and a memory store (b2bua_helpers.py). Each test drives one
-flow of issue 5 and checks what each side receives."""
+flow of issue 5 and checks what each side receives. The flows that wait for a call timer
+(ring timeout, call-time limit, 2xx retransmission, session timers) are in
+test_engine_flow.py, on a clock the test moves."""
 
 from __future__ import annotations
 
@@ -338,35 +340,6 @@ def test_unknown_source_is_dropped_without_even_a_100() -> None:
     run(main)
 
 
-def test_ring_timeout_cancels_the_callee_and_answers_480() -> None:
-    async def main() -> None:
-        async with rig(ring_timeout=1) as r:
-            r.invite()
-            b_invite = await r.callee.request("INVITE")
-            r.callee.answer(b_invite, 180)
-            final = await r.caller.response(bound=5.0)
-            assert final.status == 480
-            cancel = await r.callee.request("CANCEL")
-            assert cancel.call_id == b_invite.call_id
-
-    run(main)
-
-
-def test_call_time_limit_hangs_up_both_legs_with_a_reason() -> None:
-    async def main() -> None:
-        async with rig(call_time_limit=1) as r:
-            await answered_call(r)
-            a_bye = await r.caller.request("BYE", bound=5.0)
-            b_bye = await r.callee.request("BYE", bound=5.0)
-            assert a_bye.header("reason") and b_bye.header("reason")
-            r.caller.answer(a_bye, 200)
-            r.callee.answer(b_bye, 200)
-            (record,) = await records_of(r)
-            assert record.cause == "time-limit"
-
-    run(main)
-
-
 def test_late_offer_answer_travels_in_the_acks() -> None:
     async def main() -> None:
         async with rig() as r:
@@ -379,23 +352,6 @@ def test_late_offer_answer_travels_in_the_acks() -> None:
             ack_for(r.caller, invite, ok, r.sipmask, body=sdp(port=40000))
             b_ack = await r.callee.request("ACK")
             assert parse_sdp(b_ack.body).media[0].port == 40000  # the answer, rebuilt
-
-    run(main)
-
-
-def test_200_is_retransmitted_to_the_caller_until_its_ack() -> None:
-    async def main() -> None:
-        async with rig() as r:
-            invite = r.invite()
-            b_invite = await r.callee.request("INVITE")
-            r.callee.answer(b_invite, 200, body=sdp(owner="bob"))
-            first = await r.caller.response(200, method="INVITE")
-            again = await r.caller.response(200, method="INVITE")  # no ACK yet: re-sent
-            assert bytes(first) == bytes(again)
-            ack_for(r.caller, invite, first, r.sipmask)
-            await asyncio.sleep(0.1)
-            late = [m for m in await r.caller.silence(0.5) if isinstance(m, Response)]
-            assert not late
 
     run(main)
 
@@ -665,32 +621,6 @@ def test_reload_applies_to_new_calls_only() -> None:
             await r.caller.response(486)
             in_dialog(r.caller, invite, ok, "BYE", 2, r.sipmask)
             await first.request("BYE")  # the held call kept its leg to the old destination
-
-    run(main)
-
-
-def test_callee_session_timer_is_refreshed_by_sipmask_with_update() -> None:
-    async def main() -> None:
-        async with rig() as r:
-            await answered_call(r, answer_headers=[("Session-Expires", "2;refresher=uac"),
-                                                   ("Require", "timer")])
-            update = await r.callee.request("UPDATE", bound=3.0)  # at half the interval
-            assert update.header("session-expires") == "2;refresher=uac"
-            r.callee.answer(update, 200)
-
-    run(main)
-
-
-def test_caller_that_stops_refreshing_is_torn_down() -> None:
-    async def main() -> None:
-        async with rig() as r:
-            invite, ok, _, _ = await answered_call(
-                r, invite_headers=[("Session-Expires", "2"), ("Supported", "timer")])
-            assert ok.header("session-expires") == "2;refresher=uac"
-            assert ok.header("require") == "timer"
-            bye_a = await r.caller.request("BYE", bound=5.0)  # no refresh came: stale
-            bye_b = await r.callee.request("BYE", bound=5.0)
-            assert bye_a.header("reason") == bye_b.header("reason") == "SIP;cause=408"
 
     run(main)
 
