@@ -10,7 +10,7 @@ import gc
 import pytest
 from b2bua_helpers import ack_for, in_dialog, rig, sdp
 
-import sipmask.b2bua.engine as engine_module
+import sipmask.b2bua.core as engine_module
 
 CALLS = 20
 
