@@ -68,7 +68,6 @@ class Leg:
     dialog: Dialog | None = None
     server_name: str | None = None
     """The host name a TLS peer's certificate must carry (the destination as written)."""
-    refresh_deadline: float | None = None
     session_interval: int = 0
     we_refresh: bool = False
 
@@ -87,14 +86,17 @@ class Relay:
     sent: Request
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """A masked call: the A leg, the B leg and the record."""
 
     id: str
     trunk: TrunkState
-    a_invite: Request
-    a_key: TransactionKey
+    a_invite: Request | None
+    """The caller's INVITE, until its transaction ends after the answer (then None: a
+    held call keeps no parsed INVITE)."""
+    a_key: TransactionKey | None
+    """The caller's INVITE transaction, until it ends after the answer."""
     a: Leg
     dialled: str
     caller: str
@@ -121,14 +123,25 @@ class Call:
     status: str = "failed"
     cause: str | None = None
     counted: bool = False
-    outbox: deque[tuple[Request | Response, str, str | None, Callable[[], object]]] = field(
-        default_factory=deque)
-    """Messages waiting for the media hook, in order: (message, leg, sdp kind, send)."""
+    outbox: deque[tuple[Request | Response, str, str | None, Callable[[], object]]] | None = None
+    """Messages waiting for the media hook, in order: (message, leg, sdp kind, send); made
+    when the first one waits (an empty deque is 600 bytes per held call)."""
     pumping: bool = False
-    auth_headers: list[tuple[str, str]] = field(default_factory=list)
+    auth_headers: tuple[tuple[str, str], ...] = ()
     auth_tried: bool = False
     min_se: int = 0
     """The Min-SE a callee's 422 asked for (RFC 4028 §6): the retried INVITE's floor."""
+
+    @property
+    def caller_invite(self) -> Request:
+        """The caller's INVITE; only used until the answer (it is dropped later)."""
+        assert self.a_invite is not None
+        return self.a_invite
+
+    @property
+    def caller_key(self) -> TransactionKey:
+        assert self.a_key is not None
+        return self.a_key
 
     @property
     def ended(self) -> bool:

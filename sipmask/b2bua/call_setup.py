@@ -238,7 +238,7 @@ class CallSetup(SessionTimers):
     def _build_b_invite(self, call: Call, target: Target, presented: str) -> Request | None:
         b = call.b
         assert b is not None
-        a_invite = call.a_invite
+        a_invite = call.caller_invite
         callee = call.binding.callee.key if call.binding is not None else None
         if target.fixed_uri is not None:
             uri = target.fixed_uri
@@ -355,10 +355,10 @@ class CallSetup(SessionTimers):
         if a_dialog is None:
             return
         relayed = a_dialog.create_response(
-            call.a_invite, status, headers=body.headers(), body=body.data
+            call.caller_invite, status, headers=body.headers(), body=body.data
         )
         kind = "offer" if call.late_offer else "answer"
-        self._deliver(call, call.a, relayed, kind, lambda: self._respond(call.a_key, relayed))
+        self._deliver(call, call.a, relayed, kind, lambda: self._respond(call.caller_key, relayed))
 
     def _b_answered(
         self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool,
@@ -414,7 +414,7 @@ class CallSetup(SessionTimers):
             self._send(None, b, dialog.create_ack(response))
         headers = body.headers() + [("Allow", ", ".join(SIPMASK_METHODS))]
         headers += self._timer_headers_for_a(call)
-        final = a_dialog.create_response(call.a_invite, 200, headers=headers, body=body.data)
+        final = a_dialog.create_response(call.caller_invite, 200, headers=headers, body=body.data)
         call.a_final_sent = True
         call.phase = Phase.ANSWERED
         call.answered_at = self.clock()
@@ -423,8 +423,8 @@ class CallSetup(SessionTimers):
         self.timers.cancel(call, "timer_c")
 
         def send_final() -> None:
-            self._respond(call.a_key, final)
-            self._retransmit_2xx(call, call.a, call.a_key, final)
+            self._respond(call.caller_key, final)
+            self._retransmit_2xx(call, call.a, call.caller_key, final)
 
         self._deliver(call, call.a, final, "offer" if call.late_offer else "answer", send_final)
         limit = call.binding.call_time_limit if call.binding else None
@@ -480,7 +480,7 @@ class CallSetup(SessionTimers):
                         trunk.name if trunk else "-", exc)
             return False
         call.auth_tried = True
-        call.auth_headers = [("Proxy-Authorization" if proxy else "Authorization", value)]
+        call.auth_headers = (("Proxy-Authorization" if proxy else "Authorization", value),)
         self._start_b(call)
         return True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,6 +197,8 @@ class CallControl:
         if self.media is None or (not call.outbox and (kind is None or not message.body)):
             send()
             return
+        if call.outbox is None:
+            call.outbox = deque()
         call.outbox.append((message, leg.side.value, kind if message.body else None, send))
         if not call.pumping:
             call.pumping = True
@@ -286,7 +289,7 @@ class CallControl:
         if call.a.dialog is None:
             try:
                 call.a.dialog = Dialog.from_uas(
-                    call.a_invite,
+                    call.caller_invite,
                     call.a.local_tag,
                     call.a.contact,
                     via=call.a.via,
@@ -357,11 +360,11 @@ class CallControl:
                 headers.append(("Retry-After", str(self.config.sip.retry_after)))
             dialog = call.a.dialog
             if dialog is not None:
-                response = dialog.create_response(call.a_invite, status, headers=headers)
+                response = dialog.create_response(call.caller_invite, status, headers=headers)
             else:
-                response = make_response(call.a_invite, status, to_tag=call.a.local_tag,
+                response = make_response(call.caller_invite, status, to_tag=call.a.local_tag,
                                          headers=headers)
-            self._respond(call.a_key, response)
+            self._respond(call.caller_key, response)
         call.status, call.cause = outcome, cause
         self._finish(call)
 
@@ -403,7 +406,7 @@ class CallControl:
         # of calls per second 32 s of them is hundreds of MB. The transaction layer absorbs
         # retransmissions on its own.
         call.relays.clear()
-        call.outbox.clear()
+        call.outbox = None
         self.timers.arm(call, "forget", self._now() + FORGET_AFTER, lambda: self._forget(call))
         self._record(call)
         if self.media is not None:
@@ -413,7 +416,8 @@ class CallControl:
         for leg in (call.a, call.b):
             if leg is not None:
                 self._by_leg.pop((leg.call_id, leg.local_tag), None)
-        self._by_server.pop(call.a_key, None)
+        if call.a_key is not None:
+            self._by_server.pop(call.a_key, None)
         for key in call.client_keys:
             if self._by_client.get(key) is call:
                 del self._by_client[key]

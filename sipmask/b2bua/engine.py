@@ -202,8 +202,23 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         elif isinstance(event, TransactionTimedOut):
             self._on_timeout(event.key)
         elif isinstance(event, TransactionTerminated):
-            self._by_server.pop(event.key, None)
-            self._by_client.pop(event.key, None)
+            self._forget_transaction(event.key)
+
+    def _forget_transaction(self, key: TransactionKey) -> None:
+        """A transaction ended. Once both INVITE transactions of an answered call are over,
+        the parsed INVITEs go (a held call keeps its dialogs, not the messages that made
+        them: nothing answers or retries them any more)."""
+        call = self._by_server.pop(key, None)
+        if call is not None and key == call.a_key and call.a_final_sent:
+            call.a_invite = call.a_key = None
+        call = self._by_client.pop(key, None)
+        if call is not None and key in call.client_keys:
+            call.client_keys.remove(key)
+        if call is not None and key == call.b_key and call.b is not None and (
+            call.b.dialog is not None or call.ended
+        ):
+            call.b_invite = call.b_key = None
+            call.targets = []
 
     def attach(self, endpoint: SipEndpoint) -> None:
         """Use `endpoint` to send (before any event arrives: probes start at once) and install

@@ -25,8 +25,8 @@ class SessionTimers(CallControl):
         refresher it asked for (`uac` when it left the choice to us); sipmask refreshes when
         that is `uas`, else watches that refreshes come. A caller that does not support
         timers gets none: nobody would refresh, and the call would be cut at the interval."""
-        interval, refresher = session_expires(call.a_invite)
-        if not interval or "timer" not in supported_tags(call.a_invite):
+        interval, refresher = session_expires(call.caller_invite)
+        if not interval or "timer" not in supported_tags(call.caller_invite):
             return []
         refresher = "uas" if refresher == "uas" else "uac"
         call.a.session_interval = interval

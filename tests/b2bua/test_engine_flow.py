@@ -265,3 +265,22 @@ def test_an_ended_call_is_forgotten_by_its_timer() -> None:
 
     run(main)
 
+
+
+def test_a_held_call_keeps_no_parsed_invite_once_its_transactions_end() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            await answered_call(r)
+            call = the_call(r)
+            assert call.a_invite is not None  # the INVITE transactions still absorb retries
+            for _ in range(100):  # they linger 64*T1 (3.2 s in the rig); bounded
+                if r.endpoint.layer.stats.in_flight == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert r.endpoint.layer.stats.in_flight == 0
+            await asyncio.sleep(0)
+            assert call.a_invite is None and call.b_invite is None
+            assert call.a_key is None and call.b_key is None and not call.client_keys
+            assert call.outbox is None
+
+    run(main)
