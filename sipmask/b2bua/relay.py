@@ -67,6 +67,8 @@ class DialogRelay(SessionTimers):
                               cause=f"bye-{leg.side.value}")
             elif leg.side is Side.CALLER:
                 self._fail(call, 487, "cancelled", "bye-caller")
+            else:  # a callee ending its early dialog (§15 forbids it; the call ends all the same)
+                self._fail(call, 480, "failed", "bye-callee")
             return
         if method == "OPTIONS":
             self._respond(event.key, dialog.create_response(

@@ -320,3 +320,19 @@ def test_answered_call_logs_its_duration(caplog: pytest.LogCaptureFixture) -> No
     (line,) = [m for m in caplog.messages if m.startswith("call ")]
     assert line.endswith(" s answered")
 
+
+
+def test_bye_from_a_ringing_callee_ends_the_call() -> None:
+    async def main() -> None:
+        async with rig() as r:
+            r.invite()
+            b_invite = await r.callee.request("INVITE")
+            b_ringing = r.callee.answer(b_invite, 180)
+            await r.caller.response(180)
+            in_dialog(r.callee, b_invite, b_ringing, "BYE", 1, r.sipmask, uac=False)
+            assert (await r.callee.response(method="BYE")).status == 200
+            assert (await r.caller.response()).status == 480  # not left ringing
+            (record,) = await records_of(r)
+            assert (record.status, record.cause) == ("failed", "bye-callee")
+
+    run(main)
