@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .metrics import Metrics
-    from .supervisor import Children, WorkerSetup
+    from .node import Children, WorkerSetup
 
 __all__ = [
     "DRAIN_POLL",

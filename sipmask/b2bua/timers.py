@@ -6,8 +6,10 @@ in a heap, fed `now` from outside; the asyncio shell (`engine.py`) keeps one
 call `fire` with a made-up `now` instead of sleeping.
 
 A timer belongs to an owner (a call, or the engine for its own) and has a name there:
-arming a name again replaces it, and `cancel_all` drops an owner's timers at once (a
-cancelled entry stays in the heap, stale, until its deadline pops it).
+arming a name again replaces it, and `cancel_all` drops an owner's timers at once. A
+cancelled entry stays in the heap, stale, until its deadline pops it or, once stale entries
+are the majority, the heap is rebuilt without them: a call's Timer C (181 s) is cancelled
+at its answer, and its entry must not keep the ended call alive for minutes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class CallTimers:
         self._heap: list[tuple[float, int, TimerOwner, str, Callable[[], None]]] = []
         self._tokens = itertools.count()
         self._wake = wake
+        self._stale = 0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -43,19 +46,30 @@ class CallTimers:
             action: Callable[[], None]) -> None:
         """Run `action` at `deadline` unless `owner`'s timer `name` is re-armed or cancelled."""
         token = next(self._tokens)
+        if name in owner.timers:
+            self._dropped(1)
         owner.timers[name] = token
         earliest = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (deadline, token, owner, name, action))
         if self._wake is not None and (earliest is None or deadline < earliest):
             self._wake(deadline)
 
-    @staticmethod
-    def cancel(owner: TimerOwner, name: str) -> None:
-        owner.timers.pop(name, None)
+    def cancel(self, owner: TimerOwner, name: str) -> None:
+        if owner.timers.pop(name, None) is not None:
+            self._dropped(1)
 
-    @staticmethod
-    def cancel_all(owner: TimerOwner) -> None:
-        owner.timers.clear()
+    def cancel_all(self, owner: TimerOwner) -> None:
+        if owner.timers:
+            count = len(owner.timers)
+            owner.timers.clear()
+            self._dropped(count)
+
+    def _dropped(self, count: int) -> None:
+        self._stale += count
+        if self._stale > 64 and 2 * self._stale > len(self._heap):
+            self._heap = [e for e in self._heap if e[2].timers.get(e[3]) == e[1]]
+            heapq.heapify(self._heap)
+            self._stale = 0
 
     @staticmethod
     def armed(owner: TimerOwner, name: str) -> bool:
@@ -69,16 +83,18 @@ class CallTimers:
             if owner.timers.get(name) == token:
                 return heap[0][0]
             heapq.heappop(heap)
+            self._stale = max(self._stale - 1, 0)
         return None
 
     def fire(self, now: float) -> int:
         """Run every action due at `now`, earliest first (one an action arms for `now` or
         before runs too). Returns how many ran."""
-        heap = self._heap
         ran = 0
-        while heap and heap[0][0] <= now:
-            _, token, owner, name, action = heapq.heappop(heap)
+        # self._heap, not a local: an action that cancels timers may rebuild the heap.
+        while self._heap and self._heap[0][0] <= now:
+            _, token, owner, name, action = heapq.heappop(self._heap)
             if owner.timers.get(name) != token:
+                self._stale = max(self._stale - 1, 0)
                 continue
             del owner.timers[name]
             action()
