@@ -11,9 +11,7 @@ from __future__ import annotations
 from .._core import Request, Response
 from ..errors import LocalProtocolError, ParseError
 from ..sip.dialog import Dialog
-from ..sip.events import (
-    RequestReceived,
-)
+from ..sip.events import RequestReceived
 from ..sip.transaction import client_key
 from ..store import StoreError
 from ..store.model import Binding

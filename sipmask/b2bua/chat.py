@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from .._core import Request
-from ..sip.events import (
-    RequestReceived,
-)
+from ..sip.events import RequestReceived
 from ..sip.transaction import client_key
 from ..store import StoreError
 from .call import Side, new_branch

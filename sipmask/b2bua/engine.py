@@ -73,9 +73,7 @@ from .core import (
     map_failure,
 )
 from .dns import SipResolver
-from .masking import (
-    SIPMASK_METHODS,
-)
+from .masking import SIPMASK_METHODS
 from .media import MediaHook
 from .overload import OverloadWatch
 from .probing import TrunkProbing
@@ -93,7 +91,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
     Args:
         config: the checked configuration (trunks, masking, calls, timers).
         store: where bindings are looked up and call records kept.
-        clock: wall-clock seconds for call records (the loop's clock drives timers).
+        clock: wall-clock seconds for call records (call timers run on `monotonic`).
         media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
         call_ids: makes the Call-IDs of legs sipmask creates (with several workers, ones this
             worker owns: `CallIdRouter.mint`); random hex by default.

@@ -8,9 +8,7 @@ from __future__ import annotations
 from .._core import Response
 from ..errors import LocalProtocolError
 from .call import Call, Leg
-from .core import (
-    CallControl,
-)
+from .core import CallControl
 from .masking import (
     session_expires,
     supported_tags,
