@@ -39,7 +39,7 @@ from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .dns import SipResolver
 from .media import MediaHook
 from .routing import Router, TrunkState
-from .timers import CallTimers, Owner
+from .timers import CallTimers, Owner, TimerOwner
 
 log = logging.getLogger("sipmask.b2bua")
 
@@ -221,19 +221,19 @@ class CallControl:
             call.pumping = False
 
     def _later(self, call: Call, name: str, delay: float, callback: Callable[[], None]) -> None:
-        def fire() -> None:
-            try:
-                callback()
-            except Exception:
-                log.exception("call %s: timer %s failed", call.id, name)
+        self.timers.arm(call, name, self._now() + delay, callback)
 
-        self.timers.arm(call, name, self._now() + delay, fire)
+    def _timer_failed(self, owner: TimerOwner, name: str) -> None:
+        log.exception("call %s: timer %s failed", getattr(owner, "id", "-"), name)
 
     def _now(self) -> float:
         """The time call logic sees: the `now` timers are fired with, else the clock's."""
         if self._firing is not None:
             return self._firing
-        return self.monotonic() if self.monotonic is not None else self._ep.now()
+        if self.monotonic is not None:
+            return self.monotonic()
+        assert self.endpoint is not None
+        return self.endpoint.loop.time()
 
     def _wake(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -143,7 +143,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         self._tls_client: ssl.SSLContext | None = None
         # Call timers: a deadline heap (sans-IO) and the one loop timer armed for it.
         self.monotonic = monotonic
-        self.timers = CallTimers(wake=self._wake)
+        self.timers = CallTimers(wake=self._wake, on_error=self._timer_failed)
         self._own = Owner()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None

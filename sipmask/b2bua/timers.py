@@ -31,9 +31,13 @@ class CallTimers:
     Args:
         wake: called with the new earliest deadline when an arm makes it earlier (the shell
             re-arms its one loop timer there).
+        on_error: called (inside the `except`) when an action raises: one call's bug must
+            not stop the others' timers. None lets the exception through.
     """
 
-    def __init__(self, wake: Callable[[float], None] | None = None) -> None:
+    def __init__(self, wake: Callable[[float], None] | None = None,
+                 on_error: Callable[[TimerOwner, str], None] | None = None) -> None:
+        self._on_error = on_error
         self._heap: list[tuple[float, int, TimerOwner, str, Callable[[], None]]] = []
         self._tokens = itertools.count()
         self._wake = wake
@@ -97,7 +101,12 @@ class CallTimers:
                 self._stale = max(self._stale - 1, 0)
                 continue
             del owner.timers[name]
-            action()
+            try:
+                action()
+            except Exception:
+                if self._on_error is None:
+                    raise
+                self._on_error(owner, name)
             ran += 1
         return ran
 

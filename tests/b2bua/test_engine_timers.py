@@ -89,3 +89,17 @@ def test_an_action_that_cancels_many_timers_while_firing_is_safe() -> None:
     timers.arm(keeper, "next", 2.0, lambda: fired.append("next"))
     timers.fire(200.0)
     assert fired == ["cancelled", "next"]
+
+
+def test_a_failing_action_is_reported_and_the_others_still_fire() -> None:
+    failed: list[str] = []
+    timers = CallTimers(on_error=lambda owner, name: failed.append(name))
+    owner, fired = Owner(), []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in one call")
+
+    timers.arm(owner, "broken", 1.0, broken)
+    timers.arm(owner, "fine", 2.0, lambda: fired.append("fine"))
+    timers.fire(3.0)
+    assert failed == ["broken"] and fired == ["fine"]
