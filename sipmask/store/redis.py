@@ -14,6 +14,7 @@ on the next call once Redis is back, and scripts are loaded again if Redis lost 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -37,10 +38,12 @@ from .base import (
     DEFAULT_CLOSED_RETENTION,
     DEFAULT_STICKY_TTL,
     MAX_INTERACTIONS,
+    POOL_CHUNK,
     new_session_id,
     pool_of_session,
     prepare_pool,
     prepare_spec,
+    yield_every,
 )
 from .errors import (
     InvalidParticipant,
@@ -293,7 +296,7 @@ class RedisStore:
 
     async def ensure_pool(self, name: str) -> Pool:
         """See SessionStore.ensure_pool."""
-        prepare_pool(name, (), ())
+        await prepare_pool(name, (), ())
         async with _available():
             exists = await self._redis.exists(self._keys.meta(name))
         if exists:
@@ -304,18 +307,19 @@ class RedisStore:
         self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
     ) -> Pool:
         """See SessionStore.set_pool."""
-        free, kept = prepare_pool(name, numbers, reserved)
+        free, kept = await prepare_pool(name, numbers, reserved)
         k = self._keys
         async with _available():
-            claimed = await self._claim(keys=[k.directory], args=[name, *free, *kept])
-            if claimed[0] == "taken":
-                raise NumberUnavailable(f"{claimed[1]} belongs to pool {claimed[2]!r}")
+            await self._claim_numbers(name, [*free, *kept])
             # Its own step: the directory and the pool names are two slots in a cluster.
             await self._redis.sadd(k.pools, name)
-            spec = {
-                "free": [[n, "|".join(geo_of(n))] for n in free],
-                "reserved": [[n, "|".join(geo_of(n))] for n in kept],
-            }
+            spec: dict[str, list[list[str]]] = {"free": [], "reserved": []}
+            count = 0
+            for part, given in (("free", free), ("reserved", kept)):
+                for n in given:
+                    spec[part].append([n, "|".join(geo_of(n))])
+                    count += 1
+                    await yield_every(count)
             released = await self._set_pool(
                 keys=[k.meta(name)],
                 args=[k.pool(name), self._now_ms(None), _encode(spec), name],
@@ -327,6 +331,59 @@ class RedisStore:
             for number in (*free, *kept):
                 self._pool_of[number] = name
         return await self.get_pool(name)
+
+    async def _claim_numbers(self, name: str, numbers: list[str]) -> None:
+        """Make the directory name `name` the owner of `numbers`, in chunks of `POOL_CHUNK`
+        (a script over 55,000 numbers holds Redis, and the loop, too long); first refuse a
+        number another pool owns or that is a participant of an open session (issue 13:
+        exclusive both ways). A claim that fails half-way gives back what it took.
+
+        Raises:
+            NumberUnavailable.
+        """
+        k = self._keys
+        new: list[str] = []
+        for start in range(0, len(numbers), POOL_CHUNK):
+            chunk = numbers[start : start + POOL_CHUNK]
+            owners = await self._redis.hmget(k.directory, chunk)
+            for number, owner in zip(chunk, owners):
+                if owner is None:
+                    new.append(number)
+                elif owner != name:
+                    raise NumberUnavailable(
+                        f"{mask_numbers_in(number)} belongs to pool {owner!r}"
+                    )
+        pools = sorted(cast(set[str], await self._redis.smembers(k.pools)))
+        for start in range(0, len(new) * len(pools), POOL_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pairs = [
+                    (new[i // len(pools)], pools[i % len(pools)])
+                    for i in range(start, min(start + POOL_CHUNK, len(new) * len(pools)))
+                ]
+                for number, pool in pairs:
+                    pipe.exists(k.participant(pool, number))
+                found = await pipe.execute()
+            if any(found):
+                raise NumberUnavailable("a number is a participant of an open session")
+        taken: list[str] = []
+        try:
+            for start in range(0, len(numbers), POOL_CHUNK):
+                chunk = numbers[start : start + POOL_CHUNK]
+                claimed = await self._claim(keys=[k.directory], args=[name, *chunk])
+                if claimed[0] == "taken":
+                    raise NumberUnavailable(
+                        f"{mask_numbers_in(claimed[1])} belongs to pool {claimed[2]!r}"
+                    )
+                taken += chunk
+        except BaseException:
+            fresh = set(new)
+            given_back = [n for n in taken if n in fresh]
+            for start in range(0, len(given_back), POOL_CHUNK):
+                with contextlib.suppress(Exception):
+                    await self._release(
+                        keys=[k.directory], args=[name, *given_back[start : start + POOL_CHUNK]]
+                    )
+            raise
 
     async def pool_usage(self, name: str) -> int:
         """See SessionStore.pool_usage: the size of the pool's `use` hash (one slot)."""
