@@ -69,6 +69,8 @@ __all__ = [
     "pool_of_session",
     "prepare_pool",
     "prepare_spec",
+    "missing_pools",
+    "restore_pools",
 ]
 
 #: How long a closed session stays readable (`get_session`, interactions), in seconds.
@@ -263,6 +265,37 @@ async def prepare_pool(
     if free_set & kept_set:
         raise InvalidPool("a number is either assignable or reserved, not both")
     return sorted(free_set), sorted(kept_set)
+
+
+class PoolDefinition(Protocol):
+    """A pool as the config file declares it (`config.PoolConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def numbers(self) -> Sequence[str]: ...
+
+    @property
+    def reserved(self) -> Sequence[str]: ...
+
+
+async def missing_pools(store: SessionStore, names: Iterable[str]) -> list[str]:
+    """Which of the pools named are not in the store. Raises StoreUnavailable."""
+    present = set(await store.list_pools())
+    return [name for name in names if name not in present]
+
+
+async def restore_pools(store: SessionStore, pools: Sequence[PoolDefinition]) -> list[str]:
+    """Re-apply the config file's pools that the store lost (a Redis restarted without its
+    data, or flushed; issue 13): the names re-applied. Pools still there are not touched
+    (a reload applies changes to them). Raises StoreError."""
+    missing = await missing_pools(store, [pool.name for pool in pools])
+    wanted = set(missing)
+    for pool in pools:
+        if pool.name in wanted:
+            await store.set_pool(pool.name, pool.numbers, pool.reserved)
+    return missing
 
 
 def new_session_id(pool: str) -> str:

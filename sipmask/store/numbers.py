@@ -188,8 +188,8 @@ def _plain_sip_uri(
     uri = f"{scheme}:{user}@" if at else f"{scheme}:"
     uri += host if port is None else f"{host}:{port}"
     for name in sorted(kept):
-        value = kept[name]
-        uri += f";{name}" if value is None else f";{name}={value}"
+        kept_value = kept[name]
+        uri += f";{name}" if kept_value is None else f";{name}={kept_value}"
     return uri
 
 

@@ -8,13 +8,17 @@ run atomically on one Redis Cluster slot. The call path makes one round trip per
 
 Outage behaviour (issue 4): short socket timeouts and a single quick retry make every method
 fail fast with StoreUnavailable while Redis is down; the connection pool reconnects by itself
-on the next call once Redis is back, and scripts are loaded again if Redis lost them.
+on the next call once Redis is back, and scripts are loaded again if Redis lost them. Call
+records written meanwhile are spooled (`spool.py`) and replayed, oldest first, once Redis
+answers again (issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -67,8 +71,13 @@ from .model import (
     ms,
 )
 from .numbers import check_pool_name, geo_of, participant_key
+from .spool import DEFAULT_MEMORY_SPOOL, RecordSpool
+
+log = logging.getLogger("sipmask.store")
 
 _EXPIRE_BATCH = 500
+#: Seconds between two attempts to replay spooled call records while Redis is down.
+REPLAY_INTERVAL = 1.0
 _DIRECTORY_REFRESH = 1.0  # seconds between reloads of the number directory on a miss
 _SESSION_FIELDS = (
     "doc", "a_key", "a_num", "b_key", "b_num", "status", "expires_at", "closed_reason",
@@ -241,6 +250,9 @@ class RedisStore:
         retries: quick retries of a failed command (redis-py's default backs off for seconds,
             too long for a call waiting on its lookup).
         max_connections: size of the connection pool.
+        spool_path: where call records wait while Redis is down (fsynced JSON lines); None
+            keeps them in memory, at most `max_spooled`.
+        max_spooled: bound of the in-memory spool.
     """
 
     def __init__(
@@ -255,8 +267,12 @@ class RedisStore:
         connect_timeout: float = 0.5,
         retries: int = 1,
         max_connections: int | None = None,
+        spool_path: str | os.PathLike[str] | None = None,
+        max_spooled: int = DEFAULT_MEMORY_SPOOL,
     ) -> None:
         self._keys = Keys(prefix)
+        self.spool = RecordSpool(spool_path, max_memory=max_spooled)
+        self._replayer: asyncio.Task[None] | None = None
         self._clock = clock
         self._retention_ms = ms(closed_retention)
         self._sticky_ms = ms(sticky_ttl)
@@ -289,6 +305,7 @@ class RedisStore:
 
     async def ping(self) -> bool:
         """Whether Redis answers (for health checks). Raises StoreUnavailable."""
+        self._replay_later()  # a spool left by an earlier run
         async with _available():
             return bool(await self._redis.ping())
 
@@ -606,9 +623,72 @@ class RedisStore:
 
     async def record_interactions(self, interactions: Sequence[Interaction]) -> int:
         """See SessionStore.record_interactions: one pipeline of the record script, not a
-        transaction (each record touches its own session's slot)."""
+        transaction (each record touches its own session's slot).
+
+        While Redis is down the records are spooled and count as kept; they are written,
+        after the ones spooled before them, once Redis answers (issue 13). Raises
+        StoreUnavailable only when the spool cannot keep them either."""
         if not interactions:
             return 0
+        if self.spool.pending and not await self.replay_spool():
+            return self._spool(interactions)
+        try:
+            return await self._write_records(interactions)
+        except StoreUnavailable:
+            return self._spool(interactions)
+
+    def _spool(self, interactions: Sequence[Interaction]) -> int:
+        try:
+            self.spool.add(interactions)
+        except OSError as exc:
+            raise StoreUnavailable(f"redis down and record spool failed: {exc}") from exc
+        self._replay_later()
+        return len(interactions)
+
+    async def replay_spool(self) -> bool:
+        """Write the spooled call records, oldest first; True once none is left. Records of
+        sessions gone meanwhile are skipped."""
+        while self.spool.pending:
+            batch = self.spool.peek()
+            if not batch:
+                return not self.spool.pending
+            try:
+                kept = await self._write_records(batch)
+            except StoreUnavailable:
+                return False
+            self.spool.done(len(batch))
+            if kept < len(batch):
+                log.info("%d spooled call record(s) of sessions already gone", len(batch) - kept)
+        log.info("call record spool replayed: %d record(s) in all", self.spool.replayed)
+        return True
+
+    def _replay_later(self) -> None:
+        """Keep trying the replay every REPLAY_INTERVAL seconds until the spool is empty,
+        also when no call ends meanwhile."""
+        if self._replayer is not None or not self.spool.pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._replayer = loop.create_task(self._replay_loop(), name="sipmask-record-spool")
+
+    async def _replay_loop(self) -> None:
+        try:
+            while self.spool.pending:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py can swallow a cancellation mid-command: close() waits on us.
+                    raise asyncio.CancelledError
+                await asyncio.sleep(REPLAY_INTERVAL)
+                try:
+                    await self.replay_spool()
+                except Exception:
+                    log.exception("call record replay failed")
+        finally:
+            self._replayer = None
+
+    async def _write_records(self, interactions: Sequence[Interaction]) -> int:
         k = self._keys
         async with _available():
             if self._mode == "cluster":  # a cluster pipeline of scripts: one call per record
@@ -622,15 +702,17 @@ class RedisStore:
                     for i in interactions
                 ))
             else:
-                pipe = self._redis.pipeline(transaction=False)
-                for i in interactions:
-                    pool = pool_of_session(i.session_id)
-                    await self._record(
-                        keys=[k.session(pool, i.session_id), k.interactions(pool, i.session_id)],
-                        args=[k.pool(pool), _encode(i), MAX_INTERACTIONS],
-                        client=pipe,
-                    )
-                results = await pipe.execute()
+                # `async with`: a pipeline that failed is reset, its connection given back.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for i in interactions:
+                        pool = pool_of_session(i.session_id)
+                        await self._record(
+                            keys=[k.session(pool, i.session_id),
+                                  k.interactions(pool, i.session_id)],
+                            args=[k.pool(pool), _encode(i), MAX_INTERACTIONS],
+                            client=pipe,
+                        )
+                    results = await pipe.execute()
         return sum(1 for kept in results if kept)
 
     async def list_interactions(self, session_id: str) -> list[Interaction]:
@@ -643,7 +725,12 @@ class RedisStore:
             )
         if not exists:
             raise SessionNotFound(session_id)
-        return [_interaction_decoder.decode(row) for row in rows]
+        # A replayed spool may repeat a record (at least once): the first copy stands.
+        records: dict[str, Interaction] = {}
+        for row in rows:
+            record = _interaction_decoder.decode(row)
+            records.setdefault(record.id, record)
+        return list(records.values())
 
     async def expire(self, *, now: float | None = None) -> int:
         """See SessionStore.expire. Also refreshes the cache of the number directory."""
@@ -666,7 +753,15 @@ class RedisStore:
         return total
 
     async def close(self) -> None:
-        """See SessionStore.close."""
+        """See SessionStore.close. A file spool stays for the next start; records spooled in
+        memory are lost (logged)."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+        if self.spool.path is None and self.spool.held_in_memory:
+            log.error("%d spooled call record(s) lost at close (no spool file)",
+                      self.spool.held_in_memory)
         await self._aclose()
 
 
