@@ -583,9 +583,10 @@ async def serve(
             await children.wait_ready()
         runtime.tune_gc()
         process.listening = True
-        log.info("ready")
         if ready is not None:
-            ready()
+            ready()  # `sipmask run` prints it: one line per start-up event, not two
+        else:
+            log.info("ready")
         if worker is not None:
             worker.report_ready()
         await stop.wait()
@@ -651,9 +652,10 @@ async def _start_sip(
         sock = worker.sockets[index] if worker is not None else None
         bound = await endpoint.listen(spec, ssl_context=context, sock=sock)
         if worker is None:  # the supervisor announced the shared sockets already
-            log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
-            if listening is not None:
+            if listening is not None:  # printed by `sipmask run`: not logged a second time
                 listening(spec.transport, bound)
+            else:
+                log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
     endpoint.start_mailbox()
     return engine, endpoint
 
@@ -685,7 +687,8 @@ async def _start_site(
     await site.start()
     for sockname in runner.addresses:
         bound = Address(str(sockname[0]), int(sockname[1]))
-        log.info("%s listening on http://%s:%d", kind.upper() if kind == "api" else kind,
-                 bound.host, bound.port)
-        if listening is not None:
+        if listening is not None:  # printed by `sipmask run`: not logged a second time
             listening(kind, bound)
+        else:
+            log.info("%s listening on http://%s:%d", kind.upper() if kind == "api" else kind,
+                     bound.host, bound.port)

@@ -92,7 +92,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of arrays and objects in a body (422 beyond; `[api] max_json_depth`).
 DEFAULT_MAX_JSON_DEPTH = 32
 #: Numbers validated between two yields to the event loop in a pool update.
-POOL_CHUNK = 500
+POOL_CHUNK = 250
 #: Query parameters the API knows; the access log names only these.
 QUERY_PARAMETERS = ("participant", "pool")
 

@@ -81,7 +81,7 @@ DEFAULT_STICKY_TTL = 30 * 24 * 3600
 MAX_INTERACTIONS = 1000
 #: Numbers handled between two yields to the event loop in a pool update (issue 13: one
 #: update of 55,000 numbers stalled the SIP calls on the same loop for 3 s).
-POOL_CHUNK = 1000
+POOL_CHUNK = 250
 
 
 async def yield_every(count: int) -> None:
