@@ -47,7 +47,6 @@ from .base import (
     pool_of_session,
     prepare_pool,
     prepare_spec,
-    yield_every,
 )
 from .errors import (
     InvalidParticipant,
@@ -290,7 +289,9 @@ class RedisStore:
         self._lookup = register(scripts.LOOKUP)
         self._close = register(scripts.CLOSE)
         self._expire = register(scripts.EXPIRE)
-        self._set_pool = register(scripts.SET_POOL)
+        self._set_numbers = register(scripts.SET_NUMBERS)
+        self._drop_numbers = register(scripts.DROP_NUMBERS)
+        self._set_meta = register(scripts.SET_META)
         self._delete_pool = register(scripts.DELETE_POOL)
         self._record = register(scripts.RECORD)
         self._claim = register(scripts.CLAIM)
@@ -323,26 +324,36 @@ class RedisStore:
     async def set_pool(
         self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
     ) -> Pool:
-        """See SessionStore.set_pool."""
+        """See SessionStore.set_pool. In chunks of `POOL_CHUNK` numbers, each a script of its
+        own (issue 13): the numbers wanted first, then those dropped (drained if in use), then
+        the pool's meta, which makes a new pool exist. Each number is in the pool or not at
+        every moment; the pool as a whole changes over the steps, not at once."""
         free, kept = await prepare_pool(name, numbers, reserved)
         k = self._keys
+        meta, prefix = k.meta(name), k.pool(name)
         async with _available():
             await self._claim_numbers(name, [*free, *kept])
             # Its own step: the directory and the pool names are two slots in a cluster.
             await self._redis.sadd(k.pools, name)
-            spec: dict[str, list[list[str]]] = {"free": [], "reserved": []}
-            count = 0
-            for part, given in (("free", free), ("reserved", kept)):
-                for n in given:
-                    spec[part].append([n, "|".join(geo_of(n))])
-                    count += 1
-                    await yield_every(count)
-            released = await self._set_pool(
-                keys=[k.meta(name)],
-                args=[k.pool(name), self._now_ms(None), _encode(spec), name],
-            )
-            if released:
-                await self._release(keys=[k.directory], args=[name, *released])
+            for kind, given in (("free", free), ("reserved", kept)):
+                for start in range(0, len(given), POOL_CHUNK):
+                    args = [prefix, kind]
+                    for n in given[start : start + POOL_CHUNK]:
+                        args += (n, "|".join(geo_of(n)))
+                    await self._set_numbers(keys=[meta], args=args)
+            _, old_free, old_kept, _ = await self._pool_state(keys=[meta], args=[prefix])
+            wanted = set(free) | set(kept)
+            dropped = [n for n in (*old_free, *old_kept) if n not in wanted]
+            released: list[str] = []
+            for start in range(0, len(dropped), POOL_CHUNK):
+                released += await self._drop_numbers(
+                    keys=[meta], args=[prefix, *dropped[start : start + POOL_CHUNK]]
+                )
+            await self._set_meta(keys=[meta], args=[prefix, self._now_ms(None), name])
+            for start in range(0, len(released), POOL_CHUNK):
+                await self._release(
+                    keys=[k.directory], args=[name, *released[start : start + POOL_CHUNK]]
+                )
             for number in released:
                 self._pool_of.pop(number, None)
             for number in (*free, *kept):
