@@ -46,6 +46,7 @@ class RecordSpool:
         self._memory: deque[Interaction] = deque(maxlen=max_memory)
         self._offset = 0  # bytes of the file already replayed
         self._peeked = 0  # the offset after the batch last peeked
+        self._dropped_since_peek = 0  # from the memory queue's head, while a batch was out
         self.spooled = 0
         self.replayed = 0
         self.dropped = 0
@@ -67,6 +68,7 @@ class RecordSpool:
             overflow = len(self._memory) + len(records) - (self._memory.maxlen or 0)
             if overflow > 0:
                 self.dropped += overflow
+                self._dropped_since_peek += overflow
                 logger.error("record spool full: %d oldest call record(s) dropped", overflow)
             self._memory.extend(records)
         else:
@@ -80,6 +82,7 @@ class RecordSpool:
     def peek(self) -> list[Interaction]:
         """Up to a batch of the oldest records, without taking them (see `done`)."""
         if self.path is None:
+            self._dropped_since_peek = 0
             return [self._memory[i] for i in range(min(_BATCH, len(self._memory)))]
         records: list[Interaction] = []
         try:
@@ -106,8 +109,10 @@ class RecordSpool:
         is replayed)."""
         self.replayed += count
         if self.path is None:
-            for _ in range(count):
+            # What the full queue dropped meanwhile was the head of this batch already.
+            for _ in range(max(count - self._dropped_since_peek, 0)):
                 self._memory.popleft()
+            self._dropped_since_peek = 0
             return
         self._offset = self._peeked
         try:

@@ -256,3 +256,16 @@ def _run_pools_test(
 
     asyncio.run(main())
 
+
+
+def test_a_full_memory_spool_drops_the_oldest_and_replays_the_rest() -> None:
+    from sipmask.store.spool import RecordSpool
+
+    spool = RecordSpool(None, max_memory=3)
+    spool.add([record("p.x", n) for n in range(2)])
+    batch = spool.peek()
+    assert [r.id for r in batch] == ["call-0", "call-1"]
+    spool.add([record("p.x", n) for n in range(2, 5)])  # while the batch is being written
+    assert spool.dropped == 2
+    spool.done(len(batch))  # the batch's records were the ones dropped: nothing else goes
+    assert [r.id for r in spool.peek()] == ["call-2", "call-3", "call-4"]
