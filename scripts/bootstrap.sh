@@ -36,7 +36,28 @@ command -v gcc >/dev/null || need+=("gcc")
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
+
+# Reinstall only when what the install is made from changed (issue 13: 45 s on every start):
+# the packaging files and the Cython core's sources, checked against a stamp in .venv, with
+# the extras that install had. Anything else is an editable install: Python edits need none.
+stamp=.venv/.sipmask-install
+sources_hash="$(cat pyproject.toml setup.py sipmask/_core.pyx sipmask/_*.pxi | sha256sum | cut -d' ' -f1)"
+up_to_date() {
+    [ -f "$stamp" ] && [ -x .venv/bin/sipmask ] || return 1
+    compgen -G "sipmask/_core*.so" >/dev/null || return 1  # the built core is there
+    local hash had
+    read -r hash had <"$stamp" || true
+    [ "$hash" = "$sources_hash" ] || return 1
+    local extra
+    for extra in ${extras//,/ }; do
+        [[ ",${had:-}," == *",$extra,"* ]] || return 1
+    done
+}
+if up_to_date; then
+    exit 0
+fi
 spec="."
 [ -z "$extras" ] || spec=".[$extras]"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e "$spec"
+echo "$sources_hash ${extras:-}" >"$stamp"

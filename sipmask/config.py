@@ -176,6 +176,10 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tokens: tuple[str, ...] = ()
     """Bearer tokens accepted; with none every call but /healthz answers 401.
     `SIPMASK_API_TOKEN` (comma-separated) replaces them."""
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    """Largest request body; a bigger one answers 413 (a pool of 100,000 numbers fits)."""
+    max_json_depth: Annotated[int, Meta(ge=4, le=256)] = 32
+    """Deepest nesting of arrays and objects in a body (metadata included); deeper: 422."""
 
 
 class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -9,7 +9,9 @@ Theory of operation:
   (`[metrics] listen` when enabled), then the SIP listeners (`[sip] listen`). A failure at
   any step closes what was opened and raises (a port in use is an `OSError`).
 - Run: `ready()` is called once everything listens. `store.expire()` runs every
-  `EXPIRE_INTERVAL` seconds.
+  `EXPIRE_INTERVAL` seconds; every `POOL_CHECK_INTERVAL` seconds the config's pools are
+  re-applied if the store lost them (Redis restarted empty or flushed), and /readyz answers
+  503 until they are back.
 - Signals (installed only when `serve` runs on the main thread): SIGHUP re-reads the config
   file; an invalid file is logged and changes nothing; a valid one is applied: pools
   (`set_pool`: numbers dropped are drained by the store), the engine (`B2BUA.reload`:
@@ -50,6 +52,7 @@ from .privacy import mask_numbers_in
 from .sip.events import Address
 from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
+from .store.base import missing_pools, restore_pools
 from .store.events import EventPublisher
 from .transport import runtime
 from .transport.endpoint import SipEndpoint, parse_hostport
@@ -81,6 +84,8 @@ DRAIN_POLL = 0.1
 """Seconds between two looks at the calls in progress while draining."""
 READY_STORE_BOUND = 2.0
 """Seconds /readyz waits for the store before calling it unavailable."""
+POOL_CHECK_INTERVAL = 1.0
+"""Seconds between two checks that the store still has the config's pools."""
 _EVERYWHERE = ("0.0.0.0/0", "::/0")
 
 Listening = Callable[[str, Address], None]
@@ -133,10 +138,11 @@ def configure_logging(settings: LoggingConfig, stream: TextIO | None = None) -> 
 # --- the store ---------------------------------------------------------------------------------
 
 
-async def open_store(config: Config) -> SessionStore:
+async def open_store(config: Config, *, spool_name: str = "records.spool") -> SessionStore:
     """The store of `[store]`, with the `[[pools]]` of the config applied (numbers and
     reserved). Raises StoreError (a pool number owned by a pool the API created, Redis
-    not answering) after closing the store."""
+    not answering) after closing the store. On Redis, call records wait in
+    `data_dir/spool_name` while Redis is down (in memory without a data_dir)."""
     settings = config.store
     store: SessionStore
     if settings.backend == "redis":
@@ -147,7 +153,8 @@ async def open_store(config: Config) -> SessionStore:
             settings.redis_url, settings.redis_mode, settings.sentinels,
             settings.sentinel_service,
         )
-        redis = RedisStore(target)
+        spool = f"{settings.data_dir}/{spool_name}" if settings.data_dir else None
+        redis = RedisStore(target, spool_path=spool)
         try:
             await redis.ping()  # fail at start, not on the first call
         except BaseException:
@@ -167,8 +174,37 @@ async def open_store(config: Config) -> SessionStore:
     return store
 
 
+def _raise_if_cancelled() -> None:
+    """redis-py (8.x) can swallow a task's cancellation in the middle of a command; a loop
+    that goes on regardless would hold the shutdown forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _keep_pools(process: _Process) -> None:
+    """Re-apply the config's pools when the store lost them; /readyz is 503 meanwhile."""
+    while True:
+        _raise_if_cancelled()
+        await asyncio.sleep(POOL_CHECK_INTERVAL)
+        if process.store is None:
+            continue
+        try:
+            restored = await restore_pools(process.store, process.config.pools)
+        except StoreError as exc:
+            log.debug("config pools not checked: %s", exc)
+            continue
+        except Exception:
+            log.exception("config pools not checked")
+            continue
+        if restored:
+            log.warning("the store had lost %d config pool(s); re-applied: %s",
+                        len(restored), ", ".join(restored))
+
+
 async def _housekeeping(store: SessionStore) -> None:
     while True:
+        _raise_if_cancelled()
         await asyncio.sleep(EXPIRE_INTERVAL)
         try:
             closed = await store.expire(now=time.time())
@@ -374,9 +410,15 @@ class _Process:
             reason = "starting"
         elif self.store is not None:
             try:
-                await asyncio.wait_for(self.store.list_pools(), READY_STORE_BOUND)
+                missing = await asyncio.wait_for(
+                    missing_pools(self.store, [p.name for p in self.config.pools]),
+                    READY_STORE_BOUND,
+                )
             except (StoreError, asyncio.TimeoutError, OSError):
                 reason = "store unavailable"
+            else:
+                if missing:  # the store lost its data: not ready until they are back
+                    reason = "restoring pools"
         if reason is not None:
             return web.json_response({"status": reason}, status=503,
                                      headers={"Retry-After": "5"})
@@ -456,7 +498,11 @@ async def serve(
             stack.callback(loop.remove_signal_handler, signum)
         stack.push_async_callback(process.close)
 
-        store = await open_store(config)
+        store = await open_store(
+            config,
+            spool_name=f"records-{worker.index}.spool" if worker is not None
+            else "records.spool",
+        )
         stack.push_async_callback(store.close)
         process.store = store
         log.info(
@@ -482,7 +528,9 @@ async def serve(
         engine_store = store
         if worker is None:  # the API, metrics and housekeeping run once per node
             app = make_app(store, tokens=config.api.tokens,
-                           readonly_pools=config.readonly_pools, events=events)
+                           readonly_pools=config.readonly_pools, events=events,
+                           max_body_bytes=config.api.max_body_bytes,
+                           max_json_depth=config.api.max_json_depth)
             app.router.add_get("/readyz", process.readyz, allow_head=False)
             await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
             if config.metrics.enabled:
@@ -506,6 +554,7 @@ async def serve(
         background = [loop.create_task(runtime.gc_pacer())]
         if worker is None:
             background.append(loop.create_task(_housekeeping(store)))
+            background.append(loop.create_task(_keep_pools(process)))
         if metrics is not None:
             background.append(loop.create_task(metrics.refresh_pools_forever(
                 store, lambda: [pool.name for pool in process.config.pools]
@@ -534,9 +583,10 @@ async def serve(
             await children.wait_ready()
         runtime.tune_gc()
         process.listening = True
-        log.info("ready")
         if ready is not None:
-            ready()
+            ready()  # `sipmask run` prints it: one line per start-up event, not two
+        else:
+            log.info("ready")
         if worker is not None:
             worker.report_ready()
         await stop.wait()
@@ -602,9 +652,10 @@ async def _start_sip(
         sock = worker.sockets[index] if worker is not None else None
         bound = await endpoint.listen(spec, ssl_context=context, sock=sock)
         if worker is None:  # the supervisor announced the shared sockets already
-            log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
-            if listening is not None:
+            if listening is not None:  # printed by `sipmask run`: not logged a second time
                 listening(spec.transport, bound)
+            else:
+                log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
     endpoint.start_mailbox()
     return engine, endpoint
 
@@ -636,7 +687,8 @@ async def _start_site(
     await site.start()
     for sockname in runner.addresses:
         bound = Address(str(sockname[0]), int(sockname[1]))
-        log.info("%s listening on http://%s:%d", kind.upper() if kind == "api" else kind,
-                 bound.host, bound.port)
-        if listening is not None:
+        if listening is not None:  # printed by `sipmask run`: not logged a second time
             listening(kind, bound)
+        else:
+            log.info("%s listening on http://%s:%d", kind.upper() if kind == "api" else kind,
+                     bound.host, bound.port)

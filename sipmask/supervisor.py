@@ -75,8 +75,9 @@ def run_workers(
     sockets = bind_shared(specs)
     for spec, sock in zip(specs, sockets, strict=True):
         name = sock.getsockname()
-        log.info("SIP listening on %s:%s:%d (shared by %d workers)", spec.transport, name[0],
-                 name[1], workers)
+        # `listening` prints it (one line per start-up event); the detail is for debugging.
+        log.debug("SIP listening on %s:%s:%d (shared by %d workers)", spec.transport, name[0],
+                  name[1], workers)
         listening(spec.transport, Address(name[0], name[1]))
     mailbox = Mailbox(workers)
     stats_dir = Path(tempfile.mkdtemp(prefix="sipmask-workers-"))

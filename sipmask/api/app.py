@@ -5,14 +5,19 @@ sessions, closes it, reads its call records, and manages the number pools that t
 does not declare. Every body is decoded with msgspec against the Structs of `schema.py`; every
 error is an RFC 9457 problem (`application/problem+json`) naming the failing field.
 
-Privacy (DESIGN.md): the answers return the caller's own data, but error details and logs
-never carry a full real number; they go through `mask_numbers_in`. Run the app with
-`access_log_class=MaskingAccessLogger` so the access log masks the query string too
-(`GET /v1/sessions?participant=+91...`).
+Privacy (DESIGN.md, issue 11): the answers return the caller's own data, but an error names
+the field and the rule broken, never the rejected value, and the access log
+(`MaskingAccessLogger`) writes the route template (`/v1/sessions/{id}`) and the names of the
+known query parameters, never a path or query value.
+
+Bounds (issue 13): a body is at most `max_body_bytes` (413) and nested at most
+`max_json_depth` deep (422); a big pool update is validated in chunks that yield to the loop,
+so the SIP calls on the same loop keep their pace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -45,7 +50,13 @@ from ..store import (
 )
 from ..store.events import EventPublisher
 from ..store.model import MAX_METADATA_BYTES, metadata_size
-from ..store.numbers import is_sip_identifier, normalise_number, participant_key
+from ..store.numbers import (
+    check_identifier,
+    check_route,
+    is_sip_identifier,
+    normalise_number,
+    participant_key,
+)
 from .openapi import build_openapi
 from .schema import (
     CreateSession,
@@ -57,7 +68,14 @@ from .schema import (
     SessionList,
 )
 
-__all__ = ["PROBLEM_JSON", "RETRY_AFTER", "MaskingAccessLogger", "make_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_JSON_DEPTH",
+    "PROBLEM_JSON",
+    "RETRY_AFTER",
+    "MaskingAccessLogger",
+    "make_app",
+]
 
 logger = logging.getLogger("sipmask.api")
 
@@ -68,14 +86,36 @@ RETRY_AFTER = 2
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 """Paths probes and tools read without a token (`/readyz` is added by the server)."""
 
+#: Largest request body accepted (413 beyond; `[api] max_body_bytes`): a pool of 100,000
+#: numbers fits.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of arrays and objects in a body (422 beyond; `[api] max_json_depth`).
+DEFAULT_MAX_JSON_DEPTH = 32
+#: Numbers validated between two yields to the event loop in a pool update.
+POOL_CHUNK = 250
+#: Query parameters the API knows; the access log names only these.
+QUERY_PARAMETERS = ("participant", "pool")
+
 _POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # msgspec ends a ValidationError's message with " - at `$.path`".
 _AT_PATH = re.compile(r"^(?P<message>.*) - at `(?P<path>\$[^`]*)`$", re.DOTALL)
 _PLUS_AS_SPACE = re.compile(r" [1-9][0-9]{1,14}")
-_FIELD_NAMED = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `(?P<name>[A-Za-z_]+)`")
+# What msgspec quotes from the input (`Invalid enum value 'x'`, an unknown field's name).
+_QUOTED_INPUT = re.compile(r"'[^']*'|unknown field `[^`]*`")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(range(256)).translate(None, b"[]{}")
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Limits(msgspec.Struct, frozen=True):
+    body_bytes: int
+    json_depth: int
+
+
+_LIMITS = web.AppKey("limits", _Limits)
 
 
 class ApiError(Exception):
@@ -86,7 +126,8 @@ class ApiError(Exception):
         kind: the problem's slug (`pool-exhausted`), made into `urn:sipmask:problem:<kind>`;
             None for `about:blank`.
         title: short summary of the kind of problem.
-        detail: what went wrong; real numbers in it are masked here.
+        detail: the rule broken, never the rejected value (numbers in it are masked here
+            too, as a second line of defence).
         field: path of the failing body field (`$.participants[0].identifier`).
         parameter: name of the failing path or query parameter.
         headers: extra response headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
@@ -133,16 +174,24 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     )
 
 
-#: How each store error answers: (status, problem kind, title), most specific first.
-STORE_ERRORS: tuple[tuple[type[StoreError], int, str, str], ...] = (
-    (SessionNotFound, 404, "session-not-found", "No such session"),
-    (UnknownPool, 404, "pool-not-found", "No such pool"),
-    (PoolExhausted, 409, "pool-exhausted", "The pool has no free number"),
-    (NumberUnavailable, 409, "number-unavailable", "A number cannot be used"),
-    (PoolInUse, 409, "pool-in-use", "The pool has open sessions"),
-    (InvalidParticipant, 422, "invalid-participant", "Invalid participant"),
-    (InvalidSession, 422, "invalid-session", "Invalid session"),
-    (InvalidPool, 422, "invalid-pool", "Invalid pool"),
+#: How each store error answers: (status, problem kind, title, detail), most specific first.
+#: The detail is the rule, fixed: a store message may quote the value (issue 11).
+STORE_ERRORS: tuple[tuple[type[StoreError], int, str, str, str | None], ...] = (
+    (SessionNotFound, 404, "session-not-found", "No such session", None),
+    (UnknownPool, 404, "pool-not-found", "No such pool", None),
+    (PoolExhausted, 409, "pool-exhausted", "The pool has no free number",
+     "every assignable number of the pool is already used by this participant"),
+    (NumberUnavailable, 409, "number-unavailable", "A number cannot be used",
+     "a pinned number must be a free or reserved number of the pool, not used by this "
+     "participant yet; a pool number may belong to one pool only and may not be a "
+     "participant of an open session"),
+    (PoolInUse, 409, "pool-in-use", "The pool has open sessions", None),
+    (InvalidParticipant, 422, "invalid-participant", "Invalid participant",
+     "a participant is an E.164 number or a plain SIP URI, and not a number of a pool"),
+    (InvalidSession, 422, "invalid-session", "Invalid session",
+     "the two participants must be different parties; ttl and limits within their bounds"),
+    (InvalidPool, 422, "invalid-pool", "Invalid pool",
+     "a pool's numbers are E.164, each either assignable or reserved"),
 )
 
 
@@ -160,37 +209,82 @@ def store_problem(
             503, "store-unavailable", "The session store is unavailable",
             "try again shortly", headers={"Retry-After": str(RETRY_AFTER)},
         )
-    for kind_of, status, kind, title in STORE_ERRORS:
+    for kind_of, status, kind, title, detail in STORE_ERRORS:
         if isinstance(exc, kind_of):
-            # A missing session's id says nothing the caller does not know.
-            detail = None if kind_of is SessionNotFound else str(exc)
             return ApiError(status, kind, title, detail, field=field, parameter=parameter)
-    return ApiError(500, "store-error", "Store error", str(exc), field=field, parameter=parameter)
+    return ApiError(500, "store-error", "Store error", field=field, parameter=parameter)
 
 
 def _validation_problem(exc: msgspec.ValidationError) -> ApiError:
+    """A 422 naming the field and the rule. msgspec's message may quote the input (an enum
+    value, an unknown field's name): those parts are left out (issue 11)."""
     message = str(exc)
     field = "$"  # msgspec names no path for the top level
     m = _AT_PATH.match(message)
     if m is not None:
         message, field = m["message"], m["path"]
-    named = _FIELD_NAMED.search(message)
-    if named is not None:
-        field = f"{field}.{named['name']}"
+    if "unknown field" in message:
+        # The field is the object holding it; its name is the caller's input.
+        message = "Object contains an unknown field"
+    else:
+        missing = _MISSING_FIELD.search(message)
+        if missing is not None:  # a name of our schema, not of the input
+            field = f"{field}.{missing['name']}"
+        message = _QUOTED_INPUT.sub("", message).strip()
     return ApiError(
         422, "invalid-body", "The request body failed validation", message, field=field
     )
 
 
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether arrays and objects in a JSON text nest deeper than `limit`, found without
+    recursion: strings removed, then each pass removes the innermost `[]`/`{}` pairs."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # the common case (a pool's numbers), without the regex
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    brackets = brackets.replace(b"{", b"[").replace(b"}", b"]")
+    for done in range(limit):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if shorter == brackets:
+            # Unbalanced (the decoder will say malformed), but an unclosed `[[[[...` would
+            # still take it that deep: count what stays open.
+            return done + brackets.count(b"[") > limit
+        brackets = shorter
+    return bool(brackets)
+
+
 async def decode_body(request: web.Request, type_: type[T]) -> T:
-    """Read and validate a JSON body. Raises ApiError (400 malformed, 422 invalid)."""
-    body = await request.read()
+    """Read and validate a JSON body. Raises ApiError (400 malformed, 413 too large, 422
+    invalid or nested too deep)."""
+    limits: _Limits = request.app[_LIMITS]
+    if request.content_length is not None and request.content_length > limits.body_bytes:
+        raise _too_large(limits)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(limits) from None
+    if json_depth_exceeds(body, limits.json_depth):
+        raise ApiError(
+            422, "invalid-body", "The request body failed validation",
+            f"arrays and objects nest deeper than {limits.json_depth}", field="$",
+        )
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise _validation_problem(exc) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed-json", "The request body is not JSON", str(exc)) from None
+    except (msgspec.DecodeError, RecursionError):
+        raise ApiError(
+            400, "malformed-json", "The request body is not JSON", "malformed JSON"
+        ) from None
+
+
+def _too_large(limits: _Limits) -> ApiError:
+    return ApiError(
+        413, "body-too-large", "The request body is too large",
+        f"at most {limits.body_bytes} bytes",
+    )
 
 
 def _check_e164(value: str, field: str) -> str:
@@ -203,35 +297,69 @@ def _check_e164(value: str, field: str) -> str:
     if not valid:
         raise ApiError(
             422, "invalid-number", "Not a valid E.164 number",
-            f"not a valid E.164 number: {value!r}", field=field,
+            "a number is E.164 (`+`, country code, number) and valid for its country",
+            field=field,
         )
     return number
 
 
+async def _check_numbers(values: list[str], field: str) -> list[str]:
+    """`_check_e164` over a pool's numbers, yielding to the loop every `POOL_CHUNK` (55,000
+    numbers take about a second of phonenumbers)."""
+    checked = []
+    for start in range(0, len(values), POOL_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        checked += [
+            _check_e164(n, f"{field}[{i}]")
+            for i, n in enumerate(values[start : start + POOL_CHUNK], start)
+        ]
+    return checked
+
+
 def _check_participant(identifier: str, field: str) -> None:
+    """E.164 (and valid for its country), or a plain SIP URI (issue 13)."""
     if is_sip_identifier(identifier):
         try:
-            participant_key(identifier)
+            check_identifier(identifier)
         except InvalidParticipant as exc:
-            raise store_problem(exc, field=field) from None
+            raise ApiError(
+                422, "invalid-participant", "Invalid participant", str(exc), field=field
+            ) from None
     else:
         _check_e164(identifier, field)
 
 
+def _check_route(route: str, field: str) -> str:
+    try:
+        return check_route(route)
+    except ValueError as exc:
+        raise ApiError(
+            422, "invalid-route", "Invalid route",
+            f"a route is a trunk name or a plain SIP URI: {exc}", field=field,
+        ) from None
+
+
 def _session_spec(body: CreateSession) -> SessionSpec:
-    """Check a creation request at the edge (phonenumbers, metadata size) and build the
-    store's spec. Raises ApiError naming the field."""
+    """Check a creation request at the edge (phonenumbers, URI grammar, metadata size) and
+    build the store's spec from the checked values. Raises ApiError naming the field."""
+    routes = []
     for i, part in enumerate(body.participants):
         _check_participant(part.identifier, f"$.participants[{i}].identifier")
         if part.proxy_identifier is not None:
             _check_e164(part.proxy_identifier, f"$.participants[{i}].proxy_identifier")
+        routes.append(
+            _check_route(part.route, f"$.participants[{i}].route")
+            if part.route is not None else None
+        )
     if metadata_size(body.metadata) > MAX_METADATA_BYTES:
         raise ApiError(
             422, "invalid-body", "The request body failed validation",
             f"metadata is larger than {MAX_METADATA_BYTES} bytes encoded", field="$.metadata",
         )
     first, second = (
-        ParticipantSpec(p.identifier, p.proxy_identifier, p.route) for p in body.participants
+        ParticipantSpec(p.identifier, p.proxy_identifier, route)
+        for p, route in zip(body.participants, routes, strict=True)
     )
     return SessionSpec(
         participants=(first, second),
@@ -266,11 +394,9 @@ class _Api:
         spec = _session_spec(await decode_body(request, CreateSession))
         try:
             session = await self.store.create_session(spec, now=self.clock())
-        except UnknownPool as exc:
+        except UnknownPool:
             # The pool is a field of the body, not the resource addressed: 422, not 404.
-            raise ApiError(
-                422, "pool-not-found", "No such pool", str(exc), field="$.pool"
-            ) from None
+            raise ApiError(422, "pool-not-found", "No such pool", field="$.pool") from None
         except (InvalidParticipant, InvalidSession) as exc:
             raise store_problem(exc, field="$.participants") from None
         logger.info("session %s created in pool %s", session.id, session.pool)
@@ -290,10 +416,10 @@ class _Api:
         if participant is not None:
             try:
                 participant_key(participant)
-            except InvalidParticipant as exc:
+            except InvalidParticipant:
                 raise ApiError(
-                    400, "invalid-parameter", "Invalid query parameter", str(exc),
-                    parameter="participant",
+                    400, "invalid-parameter", "Invalid query parameter",
+                    "a participant is an E.164 number or a SIP URI", parameter="participant",
                 ) from None
         if pool is not None and not _POOL_NAME.fullmatch(pool):
             raise ApiError(
@@ -332,7 +458,7 @@ class _Api:
         if write and name in self.readonly:
             raise ApiError(
                 409, "pool-readonly", "The pool is declared by the config file",
-                f"pool {name!r} is read-only over the API; change the config file",
+                "a pool of the config file is read-only over the API; change the file",
                 parameter="name",
             )
         return name
@@ -347,8 +473,8 @@ class _Api:
     async def put_pool(self, request: web.Request) -> web.Response:
         name = self._pool_name(request, write=True, create=True)
         body = await decode_body(request, PoolIn)
-        numbers = [_check_e164(n, f"$.numbers[{i}]") for i, n in enumerate(body.numbers)]
-        reserved = [_check_e164(n, f"$.reserved[{i}]") for i, n in enumerate(body.reserved)]
+        numbers = await _check_numbers(body.numbers, "$.numbers")
+        reserved = await _check_numbers(body.reserved, "$.reserved")
         pool = await self.store.set_pool(name, numbers, reserved)
         logger.info("pool %s set: %d numbers, %d reserved", name, len(numbers), len(reserved))
         return _json(pool)
@@ -384,7 +510,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         if isinstance(exc, StoreUnavailable):
             logger.warning(
                 "%s %s: store unavailable: %s",
-                request.method, mask_numbers_in(request.path), mask_numbers_in(str(exc)),
+                request.method, route_of(request), mask_numbers_in(str(exc)),
             )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -395,7 +521,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         logger.error(
             "%s %s: internal error\n%s",
             request.method,
-            mask_numbers_in(request.path),
+            route_of(request),
             mask_numbers_in("".join(traceback.format_exception(exc))),
         )
         error = ApiError(500, None, "Internal Server Error")
@@ -413,7 +539,9 @@ def _auth(tokens: Iterable[str]) -> Middleware:
         given = given.strip()
         ok = False
         if scheme.lower() == "bearer" and given:
-            raw = given.encode()
+            # aiohttp keeps undecodable header bytes as surrogates: such a token matches
+            # none (a 401, not a UnicodeEncodeError).
+            raw = given.encode("utf-8", "surrogateescape")
             # Compare with every token (no early exit) in constant time.
             for secret in secrets:
                 ok |= hmac.compare_digest(raw, secret)
@@ -430,16 +558,38 @@ def _auth(tokens: Iterable[str]) -> Middleware:
     return auth
 
 
+def route_of(request: web.BaseRequest) -> str:
+    """The route template a request matched (`/v1/sessions/{id}`), or `-` for none: what
+    logs name instead of the path, which carries ids and numbers."""
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else "-"
+
+
+def query_names(request: web.BaseRequest) -> str:
+    """`?participant&pool`: the known query parameters given, in a fixed order, and how many
+    others (their names are input too): no value and no unknown name reaches a log."""
+    given = set(request.query.keys())
+    names = [name for name in QUERY_PARAMETERS if name in given]
+    others = len(given) - len(names)
+    if others:
+        names.append(f"+{others}")
+    return "?" + "&".join(names) if names else ""
+
+
 class MaskingAccessLogger(AbstractAccessLogger):
-    """An access log line per request with the numbers in path and query masked. Pass it as
+    """An access log line per request: method, route template, the names of the known query
+    parameters, status and time; never a path or query value (issue 11). Pass it as
     `access_log_class` to `web.run_app` or `web.AppRunner`."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
-            '%s "%s %s" %d %.3fs',
+            '%s "%s %s%s" %d %.3fs',
             request.remote,
             request.method,
-            mask_numbers_in(request.path_qs),
+            route_of(request),
+            query_names(request),
             response.status,
             time,
         )
@@ -452,6 +602,8 @@ def make_app(
     clock: Callable[[], float] = time.time,
     readonly_pools: Collection[str] = frozenset(),
     events: EventPublisher | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> web.Application:
     """Build the provisioning API over a store.
 
@@ -463,6 +615,8 @@ def make_app(
         readonly_pools: pools declared by the config file; writes to them answer 409.
         events: where `session.created` and `session.closed` events go (the store's event
             stream and the webhooks), if anywhere.
+        max_body_bytes: largest request body (413 beyond).
+        max_json_depth: deepest nesting of a body's arrays and objects (422 beyond).
 
     Returns:
         The aiohttp application.
@@ -473,7 +627,10 @@ def make_app(
     if any(not token or token != token.strip() for token in tokens):
         raise ValueError("API tokens must be non-empty, without surrounding spaces")
     api = _Api(store, clock, frozenset(readonly_pools), events)
-    app = web.Application(middlewares=[_problems, _auth(tuple(tokens))])
+    app = web.Application(
+        middlewares=[_problems, _auth(tuple(tokens))], client_max_size=max_body_bytes
+    )
+    app[_LIMITS] = _Limits(max_body_bytes, max_json_depth)
     app.router.add_post("/v1/sessions", api.create_session)
     app.router.add_get("/v1/sessions", api.list_sessions, allow_head=False)
     app.router.add_get("/v1/sessions/{id}", api.get_session, allow_head=False)

@@ -137,8 +137,10 @@ def _paths() -> dict[str, Any]:
                         (400, "Malformed JSON."),
                         (409, "Pool exhausted for a participant, or a pinned number "
                          "unavailable."),
-                        (422, "Validation failed (`field` names it), unknown pool, invalid "
-                         "participant."),
+                        (413, "Body larger than `[api] max_body_bytes`."),
+                        (422, "Validation failed (`field` names it; nested deeper than "
+                         "`[api] max_json_depth`), unknown pool, invalid participant or "
+                         "route."),
                     ),
                 },
             },
@@ -225,7 +227,8 @@ def _paths() -> dict[str, Any]:
                     **_errors(
                         (400, "Malformed JSON."),
                         (409, "The pool is declared by the config file, or a number "
-                         "belongs to another pool."),
+                         "belongs to another pool or is a participant of an open session."),
+                        (413, "Body larger than `[api] max_body_bytes`."),
                         (422, "Validation failed (`field` names it), or a bad pool name."),
                     ),
                 },

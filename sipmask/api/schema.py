@@ -41,8 +41,9 @@ Identifier = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_IDENTIFIER,
-        description="An E.164 number (`+919876543210`, `tel:` allowed) or a SIP URI "
-        "(`sip:alice@example.com`).",
+        description="An E.164 number (`+919876543210`, `tel:` allowed) or a plain SIP URI "
+        "(`sip:alice@example.com`; no escapes or headers, at most the `transport` and "
+        "`user` parameters).",
         examples=["+919876543210"],
     ),
 ]
@@ -65,7 +66,9 @@ class ParticipantIn(Struct, frozen=True, forbid_unknown_fields=True):
         identifier: the party's real number (E.164) or SIP URI.
         proxy_identifier: a number of the pool to pin for this party (reserved numbers may be
             pinned); omitted, the allocation rule picks one.
-        route: where to reach this party (trunk name or URI); omitted, the default routing.
+        route: where to reach this party: a trunk name, or a plain SIP URI (at most the
+            `transport` and `lr` parameters; no maddr, headers or escapes), stored rebuilt
+            from its parts; omitted, the default routing.
     """
 
     identifier: Identifier
@@ -146,7 +149,7 @@ class Problem(Struct, frozen=True, omit_defaults=True):
             `about:blank` for plain HTTP errors.
         title: short summary of the kind of problem.
         status: the HTTP status code.
-        detail: what went wrong this time; real numbers in it are masked.
+        detail: the rule that was broken; never the rejected value.
         field: for a body that failed validation, the path of the failing field, as msgspec
             writes it (`$.participants[0].identifier`).
         parameter: for a bad path or query parameter, its name.

@@ -15,13 +15,13 @@ numbers:
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import msgspec
 
-from ..privacy import mask_numbers_in
 from .errors import (
     InvalidParticipant,
     InvalidPool,
@@ -43,7 +43,14 @@ from .model import (
     SessionSpec,
     metadata_size,
 )
-from .numbers import check_pool_name, geo_of, geo_score, normalise_number, participant_key
+from .numbers import (
+    check_identifier,
+    check_pool_name,
+    check_route,
+    geo_of,
+    geo_score,
+    normalise_number,
+)
 
 __all__ = [
     "InvalidParticipant",
@@ -62,6 +69,8 @@ __all__ = [
     "pool_of_session",
     "prepare_pool",
     "prepare_spec",
+    "missing_pools",
+    "restore_pools",
 ]
 
 #: How long a closed session stays readable (`get_session`, interactions), in seconds.
@@ -70,6 +79,15 @@ DEFAULT_CLOSED_RETENTION = 24 * 3600
 DEFAULT_STICKY_TTL = 30 * 24 * 3600
 #: Call records kept per session in the store (the event stream keeps them all).
 MAX_INTERACTIONS = 1000
+#: Numbers handled between two yields to the event loop in a pool update (issue 13: one
+#: update of 55,000 numbers stalled the SIP calls on the same loop for 3 s).
+POOL_CHUNK = 250
+
+
+async def yield_every(count: int) -> None:
+    """Let the event loop run other tasks (the call path) once per `POOL_CHUNK` items."""
+    if count and count % POOL_CHUNK == 0:
+        await asyncio.sleep(0)
 
 
 class SessionStore(Protocol):
@@ -199,40 +217,85 @@ def prepare_spec(spec: SessionSpec) -> tuple[PreparedParticipant, PreparedPartic
         raise InvalidSession(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
     prepared = []
     for part in spec.participants:
-        key = participant_key(part.identifier)
+        # Identifiers and routes reach the B leg's Request-URI: plain parts only (issue 13).
+        key = check_identifier(part.identifier)
+        route = None
+        if part.route is not None:
+            try:
+                route = check_route(part.route)
+            except ValueError as exc:
+                raise InvalidParticipant(f"route: {exc}") from None
         pin = None
         if part.proxy_identifier is not None:
             try:
                 pin = normalise_number(part.proxy_identifier)
-            except ValueError as exc:
-                raise NumberUnavailable(str(exc)) from None
-        prepared.append(PreparedParticipant(part.identifier, key, pin, part.route, geo_of(key)))
+            except ValueError:
+                raise NumberUnavailable("a pinned number is E.164") from None
+        prepared.append(PreparedParticipant(part.identifier, key, pin, route, geo_of(key)))
     first, second = prepared
     if first.key == second.key:
-        raise InvalidSession(
-            f"the two participants are the same party: {mask_numbers_in(first.key)!r}"
-        )
+        raise InvalidSession("the two participants are the same party")
     return first, second
 
 
-def prepare_pool(
+async def prepare_pool(
     name: str, numbers: Iterable[str], reserved: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """Check and normalise a pool definition; return sorted (numbers, reserved).
+    """Check and normalise a pool definition, yielding to the loop every `POOL_CHUNK`
+    numbers; return sorted (numbers, reserved).
 
     Raises:
         InvalidPool.
     """
     try:
         check_pool_name(name)
-        free = sorted({normalise_number(n) for n in numbers})
-        kept = sorted({normalise_number(n) for n in reserved})
     except ValueError as exc:
         raise InvalidPool(str(exc)) from None
-    both = set(free) & set(kept)
-    if both:
-        raise InvalidPool(f"numbers both assignable and reserved: {sorted(both)}")
-    return free, kept
+    free_set: set[str] = set()
+    kept_set: set[str] = set()
+    count = 0
+    for given, into in ((numbers, free_set), (reserved, kept_set)):
+        for number in given:
+            try:
+                into.add(normalise_number(number))
+            except ValueError:
+                raise InvalidPool("a pool's numbers are E.164") from None
+            count += 1
+            await yield_every(count)
+    if free_set & kept_set:
+        raise InvalidPool("a number is either assignable or reserved, not both")
+    return sorted(free_set), sorted(kept_set)
+
+
+class PoolDefinition(Protocol):
+    """A pool as the config file declares it (`config.PoolConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def numbers(self) -> Sequence[str]: ...
+
+    @property
+    def reserved(self) -> Sequence[str]: ...
+
+
+async def missing_pools(store: SessionStore, names: Iterable[str]) -> list[str]:
+    """Which of the pools named are not in the store. Raises StoreUnavailable."""
+    present = set(await store.list_pools())
+    return [name for name in names if name not in present]
+
+
+async def restore_pools(store: SessionStore, pools: Sequence[PoolDefinition]) -> list[str]:
+    """Re-apply the config file's pools that the store lost (a Redis restarted without its
+    data, or flushed; issue 13): the names re-applied. Pools still there are not touched
+    (a reload applies changes to them). Raises StoreError."""
+    missing = await missing_pools(store, [pool.name for pool in pools])
+    wanted = set(missing)
+    for pool in pools:
+        if pool.name in wanted:
+            await store.set_pool(pool.name, pool.numbers, pool.reserved)
+    return missing
 
 
 def new_session_id(pool: str) -> str:

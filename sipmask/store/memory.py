@@ -25,6 +25,7 @@ from .base import (
     pool_of_session,
     prepare_pool,
     prepare_spec,
+    yield_every,
 )
 from .errors import (
     InvalidParticipant,
@@ -62,13 +63,16 @@ from .numbers import geo_of, participant_key
 class _PoolState:
     """A pool plus its allocation memory."""
 
-    __slots__ = ("pool", "free", "last_used", "sticky")
+    __slots__ = ("pool", "free", "last_used", "sticky", "geo")
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.free = frozenset(pool.numbers)
         self.last_used: dict[str, int] = {}
         self.sticky: dict[str, tuple[str, str, int]] = {}
+        # (country, area) of each assignable number, filled by set_pool (in chunks) or on
+        # first use: phonenumbers costs ~16 us a number, too much per session created.
+        self.geo: dict[str, tuple[str, str]] = {}
 
 
 def _pair(a: str, b: str) -> tuple[str, bool]:
@@ -141,6 +145,7 @@ class MemoryStore:
             state.free = frozenset(event.pool.numbers)
             # Only auto-assignable numbers have an LRU position (as in Redis's `lru` zset).
             state.last_used = {n: t for n, t in state.last_used.items() if n in state.free}
+            state.geo = {n: g for n, g in state.geo.items() if n in state.free}
             for number in self._numbers_of(event.pool):
                 self._owner[number] = event.pool.name
         elif isinstance(event, PoolDeleted):
@@ -218,7 +223,7 @@ class MemoryStore:
     async def ensure_pool(self, name: str) -> Pool:
         """See SessionStore.ensure_pool."""
         if name not in self._pools:
-            prepare_pool(name, (), ())
+            await prepare_pool(name, (), ())
             self._commit(PoolSaved(Pool(name)))
         return self._pools[name].pool
 
@@ -226,17 +231,27 @@ class MemoryStore:
         self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
     ) -> Pool:
         """See SessionStore.set_pool."""
-        free, kept = prepare_pool(name, numbers, reserved)
+        free, kept = await prepare_pool(name, numbers, reserved)
         for number in (*free, *kept):
             owner = self._owner.get(number)
             if owner is not None and owner != name:
-                raise NumberUnavailable(f"{number} belongs to pool {owner!r}")
+                raise NumberUnavailable(f"{mask_numbers_in(number)} belongs to pool {owner!r}")
+            # Exclusive both ways (issue 13): a party of an open session is no pool number.
+            if number in self._open and owner is None:
+                raise NumberUnavailable(
+                    f"{mask_numbers_in(number)} is a participant of an open session"
+                )
         old = self._pools[name].pool if name in self._pools else Pool(name)
         in_use = self._in_use(name)
         wanted = set(free) | set(kept)
         draining = sorted(n for n in self._numbers_of(old) if n not in wanted and n in in_use)
         pool = Pool(name, tuple(free), tuple(kept), tuple(draining))
+        geo = {}
+        for count, number in enumerate(free, 1):
+            geo[number] = geo_of(number)
+            await yield_every(count)
         self._commit(PoolSaved(pool))
+        self._pools[name].geo = geo
         return pool
 
     async def get_pool(self, name: str) -> Pool:
@@ -298,10 +313,12 @@ class MemoryStore:
                     f"{mask_numbers_in(part.key)} already has {part.pin} in an open session"
                 )
             return part.pin
+        if len(state.geo) != len(pool.numbers):  # replayed from the journal
+            state.geo = {n: geo_of(n) for n in pool.numbers}
         number = pick_number(
             ((touched.get(n) or state.last_used.get(n, 0), n) for n in pool.numbers),
             used,
-            {n: geo_of(n) for n in pool.numbers},
+            state.geo,
             part.geo,
             sticky,
             sticky in state.free if sticky is not None else False,

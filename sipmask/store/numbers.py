@@ -7,6 +7,7 @@ the allocation preference comes from `phonenumbers` and is computed off the call
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from urllib.parse import unquote
@@ -22,6 +23,21 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _VISUAL = str.maketrans("", "", " -.()")
 _POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BAD_KEY_CHARS = re.compile(r"[\x00-\x20\x7f<>\"]")
+
+# What an identifier or a route given over the API may hold (issue 13): it reaches the
+# Request-URI of a B leg, so only plain parts are accepted: no escapes, no URI headers, no
+# parameters but those a party or a next hop needs.
+_URI_USER = re.compile(r"[A-Za-z0-9_.!~*'()+-]{1,64}")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+_TRUNK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TRANSPORTS = frozenset({"udp", "tcp", "tls"})
+#: URI parameters (name -> allowed values; None: a flag) a participant may carry.
+_PARTICIPANT_PARAMS: dict[str, frozenset[str] | None] = {
+    "transport": _TRANSPORTS, "user": frozenset({"phone", "ip"}),
+}
+#: URI parameters a route may carry.
+_ROUTE_PARAMS: dict[str, frozenset[str] | None] = {"transport": _TRANSPORTS, "lr": None}
 
 
 def normalise_number(text: str) -> str:
@@ -134,3 +150,110 @@ def geo_score(participant: tuple[str, str], number: tuple[str, str]) -> int:
     if not country or country != number[0]:
         return 0
     return 2 if area and area == number[1] else 1
+
+
+def _plain_sip_uri(
+    text: str, *, params: dict[str, frozenset[str] | None], need_user: bool
+) -> str:
+    """Check a SIP URI made of plain parts (`[sip:|sips:][user@]host[:port][;param]`) and
+    return it rebuilt from them (scheme and host lower-cased, parameters in a fixed order).
+
+    Raises:
+        ValueError: naming the rule broken, never the value.
+    """
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme.lower() in ("sip", "sips"):
+        scheme = scheme.lower()
+    else:
+        scheme, rest = "sip", text
+    if "?" in rest or "%" in rest:
+        raise ValueError("a SIP URI here may have no headers and no escapes")
+    body, *raw_params = rest.split(";")
+    user, at, hostport = body.rpartition("@")
+    if need_user and not at:
+        raise ValueError("a SIP URI participant needs user@host")
+    if at and not _URI_USER.fullmatch(user):
+        raise ValueError("a SIP URI user is 1-64 of A-Z a-z 0-9 and _ . ! ~ * ' ( ) + -")
+    host, port = _host_port(hostport)
+    kept: dict[str, str | None] = {}
+    for raw in raw_params:
+        name, eq, value = raw.partition("=")
+        name = name.lower()
+        if name not in params or name in kept:
+            raise ValueError(f"URI parameters allowed here: {', '.join(sorted(params))}")
+        allowed = params[name]
+        if (allowed is None) != (not eq) or (allowed is not None and value.lower() not in allowed):
+            raise ValueError(f"bad value of the URI parameter {name}")
+        kept[name] = value.lower() if eq else None
+    uri = f"{scheme}:{user}@" if at else f"{scheme}:"
+    uri += host if port is None else f"{host}:{port}"
+    for name in sorted(kept):
+        kept_value = kept[name]
+        uri += f";{name}" if kept_value is None else f";{name}={kept_value}"
+    return uri
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """A host name, IPv4 or [IPv6] literal and an optional port. Raises ValueError."""
+    port_text = None
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[: end + 1], text[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError("bad IPv6 literal in a SIP URI") from None
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError("bad host:port in a SIP URI")
+            port_text = rest[1:]
+    else:
+        host, colon, port_text = text.partition(":")
+        if not colon:
+            port_text = None
+        if len(host) > 253 or not _HOSTNAME.fullmatch(host):
+            raise ValueError("a SIP URI host is a host name or an IP literal")
+        host = host.lower()
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or len(port_text) > 5:
+        raise ValueError("a SIP URI port is 1-65535")
+    return host, int(port_text)
+
+
+def check_identifier(identifier: str) -> str:
+    """Check a participant identifier given over the API (issue 13) and return its key.
+
+    An E.164 number (`tel:` allowed, visual separators dropped), or a SIP URI
+    `[sip:|sips:]user@host[:port]` whose user part has no escapes, with at most the
+    `transport` and `user` parameters and no headers.
+
+    Raises:
+        InvalidParticipant: naming the rule broken, never the value.
+    """
+    if not is_sip_identifier(identifier):
+        try:
+            return normalise_number(identifier)
+        except ValueError:
+            raise InvalidParticipant(
+                "a participant is an E.164 number or a SIP URI"
+            ) from None
+    try:
+        _plain_sip_uri(identifier.strip(), params=_PARTICIPANT_PARAMS, need_user=True)
+    except ValueError as exc:
+        raise InvalidParticipant(str(exc)) from None
+    return participant_key(identifier)
+
+
+def check_route(route: str) -> str:
+    """Check a participant's route (issue 13) and return it in canonical form: a trunk name
+    (1-64 of `A-Z a-z 0-9 _ -`), kept as given, or a plain SIP URI (`sip:gw.example.net:5080;
+    transport=tcp`: at most the `transport` and `lr` parameters, no headers, no maddr, no
+    escapes), rebuilt from its parts.
+
+    Raises:
+        ValueError: naming the rule broken, never the value.
+    """
+    if _TRUNK_NAME.fullmatch(route):
+        return route
+    return _plain_sip_uri(route, params=_ROUTE_PARAMS, need_user=False)

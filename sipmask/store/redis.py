@@ -8,12 +8,17 @@ run atomically on one Redis Cluster slot. The call path makes one round trip per
 
 Outage behaviour (issue 4): short socket timeouts and a single quick retry make every method
 fail fast with StoreUnavailable while Redis is down; the connection pool reconnects by itself
-on the next call once Redis is back, and scripts are loaded again if Redis lost them.
+on the next call once Redis is back, and scripts are loaded again if Redis lost them. Call
+records written meanwhile are spooled (`spool.py`) and replayed, oldest first, once Redis
+answers again (issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +42,7 @@ from .base import (
     DEFAULT_CLOSED_RETENTION,
     DEFAULT_STICKY_TTL,
     MAX_INTERACTIONS,
+    POOL_CHUNK,
     new_session_id,
     pool_of_session,
     prepare_pool,
@@ -64,8 +70,13 @@ from .model import (
     ms,
 )
 from .numbers import check_pool_name, geo_of, participant_key
+from .spool import DEFAULT_MEMORY_SPOOL, RecordSpool
+
+log = logging.getLogger("sipmask.store")
 
 _EXPIRE_BATCH = 500
+#: Seconds between two attempts to replay spooled call records while Redis is down.
+REPLAY_INTERVAL = 1.0
 _DIRECTORY_REFRESH = 1.0  # seconds between reloads of the number directory on a miss
 _SESSION_FIELDS = (
     "doc", "a_key", "a_num", "b_key", "b_num", "status", "expires_at", "closed_reason",
@@ -238,6 +249,9 @@ class RedisStore:
         retries: quick retries of a failed command (redis-py's default backs off for seconds,
             too long for a call waiting on its lookup).
         max_connections: size of the connection pool.
+        spool_path: where call records wait while Redis is down (fsynced JSON lines); None
+            keeps them in memory, at most `max_spooled`.
+        max_spooled: bound of the in-memory spool.
     """
 
     def __init__(
@@ -252,8 +266,12 @@ class RedisStore:
         connect_timeout: float = 0.5,
         retries: int = 1,
         max_connections: int | None = None,
+        spool_path: str | os.PathLike[str] | None = None,
+        max_spooled: int = DEFAULT_MEMORY_SPOOL,
     ) -> None:
         self._keys = Keys(prefix)
+        self.spool = RecordSpool(spool_path, max_memory=max_spooled)
+        self._replayer: asyncio.Task[None] | None = None
         self._clock = clock
         self._retention_ms = ms(closed_retention)
         self._sticky_ms = ms(sticky_ttl)
@@ -271,7 +289,9 @@ class RedisStore:
         self._lookup = register(scripts.LOOKUP)
         self._close = register(scripts.CLOSE)
         self._expire = register(scripts.EXPIRE)
-        self._set_pool = register(scripts.SET_POOL)
+        self._set_numbers = register(scripts.SET_NUMBERS)
+        self._drop_numbers = register(scripts.DROP_NUMBERS)
+        self._set_meta = register(scripts.SET_META)
         self._delete_pool = register(scripts.DELETE_POOL)
         self._record = register(scripts.RECORD)
         self._claim = register(scripts.CLAIM)
@@ -286,6 +306,7 @@ class RedisStore:
 
     async def ping(self) -> bool:
         """Whether Redis answers (for health checks). Raises StoreUnavailable."""
+        self._replay_later()  # a spool left by an earlier run
         async with _available():
             return bool(await self._redis.ping())
 
@@ -293,7 +314,7 @@ class RedisStore:
 
     async def ensure_pool(self, name: str) -> Pool:
         """See SessionStore.ensure_pool."""
-        prepare_pool(name, (), ())
+        await prepare_pool(name, (), ())
         async with _available():
             exists = await self._redis.exists(self._keys.meta(name))
         if exists:
@@ -303,30 +324,94 @@ class RedisStore:
     async def set_pool(
         self, name: str, numbers: Iterable[str], reserved: Iterable[str] = ()
     ) -> Pool:
-        """See SessionStore.set_pool."""
-        free, kept = prepare_pool(name, numbers, reserved)
+        """See SessionStore.set_pool. In chunks of `POOL_CHUNK` numbers, each a script of its
+        own (issue 13): the numbers wanted first, then those dropped (drained if in use), then
+        the pool's meta, which makes a new pool exist. Each number is in the pool or not at
+        every moment; the pool as a whole changes over the steps, not at once."""
+        free, kept = await prepare_pool(name, numbers, reserved)
         k = self._keys
+        meta, prefix = k.meta(name), k.pool(name)
         async with _available():
-            claimed = await self._claim(keys=[k.directory], args=[name, *free, *kept])
-            if claimed[0] == "taken":
-                raise NumberUnavailable(f"{claimed[1]} belongs to pool {claimed[2]!r}")
+            await self._claim_numbers(name, [*free, *kept])
             # Its own step: the directory and the pool names are two slots in a cluster.
             await self._redis.sadd(k.pools, name)
-            spec = {
-                "free": [[n, "|".join(geo_of(n))] for n in free],
-                "reserved": [[n, "|".join(geo_of(n))] for n in kept],
-            }
-            released = await self._set_pool(
-                keys=[k.meta(name)],
-                args=[k.pool(name), self._now_ms(None), _encode(spec), name],
-            )
-            if released:
-                await self._release(keys=[k.directory], args=[name, *released])
+            for kind, given in (("free", free), ("reserved", kept)):
+                for start in range(0, len(given), POOL_CHUNK):
+                    args = [prefix, kind]
+                    for n in given[start : start + POOL_CHUNK]:
+                        args += (n, "|".join(geo_of(n)))
+                    await self._set_numbers(keys=[meta], args=args)
+            _, old_free, old_kept, _ = await self._pool_state(keys=[meta], args=[prefix])
+            wanted = set(free) | set(kept)
+            dropped = [n for n in (*old_free, *old_kept) if n not in wanted]
+            released: list[str] = []
+            for start in range(0, len(dropped), POOL_CHUNK):
+                released += await self._drop_numbers(
+                    keys=[meta], args=[prefix, *dropped[start : start + POOL_CHUNK]]
+                )
+            await self._set_meta(keys=[meta], args=[prefix, self._now_ms(None), name])
+            for start in range(0, len(released), POOL_CHUNK):
+                await self._release(
+                    keys=[k.directory], args=[name, *released[start : start + POOL_CHUNK]]
+                )
             for number in released:
                 self._pool_of.pop(number, None)
             for number in (*free, *kept):
                 self._pool_of[number] = name
         return await self.get_pool(name)
+
+    async def _claim_numbers(self, name: str, numbers: list[str]) -> None:
+        """Make the directory name `name` the owner of `numbers`, in chunks of `POOL_CHUNK`
+        (a script over 55,000 numbers holds Redis, and the loop, too long); first refuse a
+        number another pool owns or that is a participant of an open session (issue 13:
+        exclusive both ways). A claim that fails half-way gives back what it took.
+
+        Raises:
+            NumberUnavailable.
+        """
+        k = self._keys
+        new: list[str] = []
+        for start in range(0, len(numbers), POOL_CHUNK):
+            chunk = numbers[start : start + POOL_CHUNK]
+            owners = await self._redis.hmget(k.directory, chunk)
+            for number, owner in zip(chunk, owners):
+                if owner is None:
+                    new.append(number)
+                elif owner != name:
+                    raise NumberUnavailable(
+                        f"{mask_numbers_in(number)} belongs to pool {owner!r}"
+                    )
+        pools = sorted(cast(set[str], await self._redis.smembers(k.pools)))
+        for start in range(0, len(new) * len(pools), POOL_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pairs = [
+                    (new[i // len(pools)], pools[i % len(pools)])
+                    for i in range(start, min(start + POOL_CHUNK, len(new) * len(pools)))
+                ]
+                for number, pool in pairs:
+                    pipe.exists(k.participant(pool, number))
+                found = await pipe.execute()
+            if any(found):
+                raise NumberUnavailable("a number is a participant of an open session")
+        taken: list[str] = []
+        try:
+            for start in range(0, len(numbers), POOL_CHUNK):
+                chunk = numbers[start : start + POOL_CHUNK]
+                claimed = await self._claim(keys=[k.directory], args=[name, *chunk])
+                if claimed[0] == "taken":
+                    raise NumberUnavailable(
+                        f"{mask_numbers_in(claimed[1])} belongs to pool {claimed[2]!r}"
+                    )
+                taken += chunk
+        except BaseException:
+            fresh = set(new)
+            given_back = [n for n in taken if n in fresh]
+            for start in range(0, len(given_back), POOL_CHUNK):
+                with contextlib.suppress(Exception):
+                    await self._release(
+                        keys=[k.directory], args=[name, *given_back[start : start + POOL_CHUNK]]
+                    )
+            raise
 
     async def pool_usage(self, name: str) -> int:
         """See SessionStore.pool_usage: the size of the pool's `use` hash (one slot)."""
@@ -549,9 +634,72 @@ class RedisStore:
 
     async def record_interactions(self, interactions: Sequence[Interaction]) -> int:
         """See SessionStore.record_interactions: one pipeline of the record script, not a
-        transaction (each record touches its own session's slot)."""
+        transaction (each record touches its own session's slot).
+
+        While Redis is down the records are spooled and count as kept; they are written,
+        after the ones spooled before them, once Redis answers (issue 13). Raises
+        StoreUnavailable only when the spool cannot keep them either."""
         if not interactions:
             return 0
+        if self.spool.pending and not await self.replay_spool():
+            return self._spool(interactions)
+        try:
+            return await self._write_records(interactions)
+        except StoreUnavailable:
+            return self._spool(interactions)
+
+    def _spool(self, interactions: Sequence[Interaction]) -> int:
+        try:
+            self.spool.add(interactions)
+        except OSError as exc:
+            raise StoreUnavailable(f"redis down and record spool failed: {exc}") from exc
+        self._replay_later()
+        return len(interactions)
+
+    async def replay_spool(self) -> bool:
+        """Write the spooled call records, oldest first; True once none is left. Records of
+        sessions gone meanwhile are skipped."""
+        while self.spool.pending:
+            batch = self.spool.peek()
+            if not batch:
+                return not self.spool.pending
+            try:
+                kept = await self._write_records(batch)
+            except StoreUnavailable:
+                return False
+            self.spool.done(len(batch))
+            if kept < len(batch):
+                log.info("%d spooled call record(s) of sessions already gone", len(batch) - kept)
+        log.info("call record spool replayed: %d record(s) in all", self.spool.replayed)
+        return True
+
+    def _replay_later(self) -> None:
+        """Keep trying the replay every REPLAY_INTERVAL seconds until the spool is empty,
+        also when no call ends meanwhile."""
+        if self._replayer is not None or not self.spool.pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._replayer = loop.create_task(self._replay_loop(), name="sipmask-record-spool")
+
+    async def _replay_loop(self) -> None:
+        try:
+            while self.spool.pending:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py can swallow a cancellation mid-command: close() waits on us.
+                    raise asyncio.CancelledError
+                await asyncio.sleep(REPLAY_INTERVAL)
+                try:
+                    await self.replay_spool()
+                except Exception:
+                    log.exception("call record replay failed")
+        finally:
+            self._replayer = None
+
+    async def _write_records(self, interactions: Sequence[Interaction]) -> int:
         k = self._keys
         async with _available():
             if self._mode == "cluster":  # a cluster pipeline of scripts: one call per record
@@ -565,15 +713,17 @@ class RedisStore:
                     for i in interactions
                 ))
             else:
-                pipe = self._redis.pipeline(transaction=False)
-                for i in interactions:
-                    pool = pool_of_session(i.session_id)
-                    await self._record(
-                        keys=[k.session(pool, i.session_id), k.interactions(pool, i.session_id)],
-                        args=[k.pool(pool), _encode(i), MAX_INTERACTIONS],
-                        client=pipe,
-                    )
-                results = await pipe.execute()
+                # `async with`: a pipeline that failed is reset, its connection given back.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for i in interactions:
+                        pool = pool_of_session(i.session_id)
+                        await self._record(
+                            keys=[k.session(pool, i.session_id),
+                                  k.interactions(pool, i.session_id)],
+                            args=[k.pool(pool), _encode(i), MAX_INTERACTIONS],
+                            client=pipe,
+                        )
+                    results = await pipe.execute()
         return sum(1 for kept in results if kept)
 
     async def list_interactions(self, session_id: str) -> list[Interaction]:
@@ -586,7 +736,12 @@ class RedisStore:
             )
         if not exists:
             raise SessionNotFound(session_id)
-        return [_interaction_decoder.decode(row) for row in rows]
+        # A replayed spool may repeat a record (at least once): the first copy stands.
+        records: dict[str, Interaction] = {}
+        for row in rows:
+            record = _interaction_decoder.decode(row)
+            records.setdefault(record.id, record)
+        return list(records.values())
 
     async def expire(self, *, now: float | None = None) -> int:
         """See SessionStore.expire. Also refreshes the cache of the number directory."""
@@ -609,7 +764,15 @@ class RedisStore:
         return total
 
     async def close(self) -> None:
-        """See SessionStore.close."""
+        """See SessionStore.close. A file spool stays for the next start; records spooled in
+        memory are lost (logged)."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+        if self.spool.path is None and self.spool.held_in_memory:
+            log.error("%d spooled call record(s) lost at close (no spool file)",
+                      self.spool.held_in_memory)
         await self._aclose()
 
 

@@ -246,48 +246,49 @@ end
 return {count, math.max(#ids, #old), released}
 """
 
-# KEYS: meta. ARGV: prefix, now, {"free": [[n, geo]...], "reserved": [[n, geo]...]}, name.
-# Numbers dropped while in use are drained; returns the numbers released entirely.
-SET_POOL = PRELUDE + r"""
-local spec = cjson.decode(ARGV[3])
-local wanted = {}
-for _, e in ipairs(spec.free) do wanted[e[1]] = "free" end
-for _, e in ipairs(spec.reserved) do wanted[e[1]] = "reserved" end
-local dropped = {}
-for _, n in ipairs(redis.call("ZRANGE", K_LRU, 0, -1)) do
-  if wanted[n] ~= "free" then
-    redis.call("ZREM", K_LRU, n)
-    if not wanted[n] then dropped[#dropped + 1] = n end
-  end
-end
-for _, n in ipairs(redis.call("SMEMBERS", K_RES)) do
-  if wanted[n] ~= "reserved" then
+# A pool update runs in chunks (issue 13: one script over 55,000 numbers held Redis for
+# ~180 ms, every lookup waiting behind it): SET_NUMBERS for the numbers wanted, DROP_NUMBERS
+# for those no longer wanted, then SET_META, which makes a new pool exist.
+# SET_NUMBERS: KEYS meta. ARGV: prefix, "free" or "reserved", then number, geo, number, geo...
+SET_NUMBERS = PRELUDE + r"""
+local free = ARGV[2] == "free"
+for i = 3, #ARGV, 2 do
+  local n = ARGV[i]
+  redis.call("SREM", K_DRAIN, n)
+  if free then
     redis.call("SREM", K_RES, n)
-    if not wanted[n] then dropped[#dropped + 1] = n end
-  end
-end
-for _, n in ipairs(redis.call("SMEMBERS", K_DRAIN)) do
-  if wanted[n] then redis.call("SREM", K_DRAIN, n) end
-end
-local released = {}
-for _, n in ipairs(dropped) do
-  if redis.call("HGET", K_USE, n) then
-    redis.call("SADD", K_DRAIN, n)
+    redis.call("ZADD", K_LRU, "NX", 0, n)
   else
-    redis.call("HDEL", K_GEO, n)
-    released[#released + 1] = n
+    redis.call("ZREM", K_LRU, n)
+    redis.call("SADD", K_RES, n)
+  end
+  redis.call("HSET", K_GEO, n, ARGV[i + 1])
+end
+return 1
+"""
+
+# DROP_NUMBERS: KEYS meta. ARGV: prefix, numbers... Numbers in use are drained; returns the
+# numbers released entirely.
+DROP_NUMBERS = PRELUDE + r"""
+local released = {}
+for i = 2, #ARGV do
+  local n = ARGV[i]
+  if redis.call("ZREM", K_LRU, n) + redis.call("SREM", K_RES, n) > 0 then
+    if redis.call("HGET", K_USE, n) then
+      redis.call("SADD", K_DRAIN, n)
+    else
+      redis.call("HDEL", K_GEO, n)
+      released[#released + 1] = n
+    end
   end
 end
-for _, e in ipairs(spec.free) do
-  redis.call("ZADD", K_LRU, "NX", 0, e[1])
-  redis.call("HSET", K_GEO, e[1], e[2])
-end
-for _, e in ipairs(spec.reserved) do
-  redis.call("SADD", K_RES, e[1])
-  redis.call("HSET", K_GEO, e[1], e[2])
-end
-redis.call("HSET", K_META, "name", ARGV[4], "updated_at", ARGV[2])
 return released
+"""
+
+# SET_META: KEYS meta. ARGV: prefix, now, name.
+SET_META = PRELUDE + r"""
+redis.call("HSET", K_META, "name", ARGV[3], "updated_at", ARGV[2])
+return 1
 """
 
 # KEYS: meta. ARGV: prefix. Deletes a pool without open sessions; returns its numbers.

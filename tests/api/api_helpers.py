@@ -48,12 +48,14 @@ async def serve(
     tokens: Collection[str] = (TOKEN,),
     readonly_pools: Collection[str] = (),
     auth: str | None = TOKEN,
+    app_kwargs: dict[str, Any] | None = None,
     **server_kwargs: Any,
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """Serve `make_app(store)` on 127.0.0.1 and yield a client sending `Bearer <auth>` (none
-    if `auth` is None). `server_kwargs` are AppRunner options. Server and client are closed
-    on exit."""
-    app = make_app(store, tokens=tokens, clock=clock, readonly_pools=readonly_pools)
+    if `auth` is None). `app_kwargs` go to make_app (limits), `server_kwargs` are AppRunner
+    options. Server and client are closed on exit."""
+    app = make_app(store, tokens=tokens, clock=clock, readonly_pools=readonly_pools,
+                   **(app_kwargs or {}))
     headers = {"Authorization": f"Bearer {auth}"} if auth is not None else None
     server = TestServer(app, host="127.0.0.1")
     # Runner options (access_log_class) go to start_server; the client's start then finds

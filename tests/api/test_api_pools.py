@@ -43,7 +43,7 @@ INVALID_POOLS = {
     "both-free-and-reserved": (
         {"numbers": [V[5]], "reserved": [V[5]]}, 422, "invalid-pool", None,
     ),
-    "unknown-field": ({"numbers": [], "draining": []}, 422, "invalid-body", "$.draining"),
+    "unknown-field": ({"numbers": [], "draining": []}, 422, "invalid-body", "$"),
     "owned-by-another-pool": ({"numbers": [V[0]]}, 409, "number-unavailable", None),
 }
 

@@ -65,9 +65,9 @@ INVALID_BODIES = {
         "$.participants[0].proxy_identifier",
     ),
     "unknown-participant-field": (
-        _participant(0, nickname="al"), 422, "invalid-body", "$.participants[0].nickname",
+        _participant(0, nickname="al"), 422, "invalid-body", "$.participants[0]",
     ),
-    "unknown-field": (_with(colour="red"), 422, "invalid-body", "$.colour"),
+    "unknown-field": (_with(colour="red"), 422, "invalid-body", "$"),
     "ttl-zero": (_with(ttl=0), 422, "invalid-body", "$.ttl"),
     "ttl-over-30-days": (_with(ttl=30 * 86400 + 1), 422, "invalid-body", "$.ttl"),
     "ttl-string": (_with(ttl="600"), 422, "invalid-body", "$.ttl"),

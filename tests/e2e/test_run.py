@@ -611,3 +611,73 @@ def test_redis_not_answering_exits_1(tmp_path):
     assert status == 1, stdout + stderr
     assert "cannot start: store" in stderr
     assert "ready" not in stdout
+
+
+def test_each_startup_event_is_printed_once(tmp_path):
+    """Issue 13 (start-up): a listener and `ready` are one stdout line each, not a stdout line
+    plus a log line."""
+    handle = start(tmp_path, config=config_text())
+    try:
+        lines = list(handle.stdout)
+    finally:
+        assert handle.stop() == 0
+    assert lines.count("ready\n") == 1
+    for kind in ("api", "metrics", "udp", "tcp"):
+        assert sum(line.startswith(f"listening {kind} ") for line in lines) == 1, kind
+    messages = [json.loads(line)["message"] for line in handle.stderr().splitlines()
+                if line.startswith("{")]
+    assert messages, "the log is empty"
+    assert "ready" not in messages
+    assert [m for m in messages if "listening on" in m] == []
+
+
+BOOTSTRAP = Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh"
+
+
+def _fake_checkout(directory: Path) -> Path:
+    """What bootstrap.sh reads, with a .venv whose python records each call instead of
+    running pip (the real install is what `scripts/run` does; this checks when it runs)."""
+    root = Path(__file__).resolve().parents[2]
+    (directory / "scripts").mkdir()
+    (directory / "scripts" / "bootstrap.sh").write_text(BOOTSTRAP.read_text())
+    (directory / "sipmask").mkdir()
+    for name in ("pyproject.toml", "setup.py"):
+        (directory / name).write_text((root / name).read_text())
+    for source in (root / "sipmask").glob("_*.p[yx][xi]"):
+        (directory / "sipmask" / source.name).write_text(source.read_text())
+    (directory / "sipmask" / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    bin_dir = directory / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\necho "$*" >> "{directory}/pip-calls"\n')
+    python.chmod(0o755)
+    (bin_dir / "sipmask").write_text("#!/bin/sh\n")
+    (bin_dir / "sipmask").chmod(0o755)
+    return directory
+
+
+def _bootstrap(directory: Path, extras: str = "") -> list[str]:
+    calls = directory / "pip-calls"
+    calls.unlink(missing_ok=True)
+    subprocess.run(["bash", str(directory / "scripts" / "bootstrap.sh"), extras],
+                   check=True, timeout=60, capture_output=True)
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_bootstrap_reinstalls_only_when_the_sources_of_the_install_change(tmp_path):
+    """Issue 13 (start-up): `scripts/run` rebuilt the editable install on every start."""
+    if shutil.which("gcc") is None or shutil.which("sha256sum") is None:
+        pytest.skip("bootstrap.sh would install gcc first")
+    checkout = _fake_checkout(tmp_path)
+    assert any("install -q -e ." in call for call in _bootstrap(checkout))  # first time
+    assert _bootstrap(checkout) == []  # nothing changed: no pip at all
+    assert any("-e .[test]" in call for call in _bootstrap(checkout, "test"))  # new extra
+    assert _bootstrap(checkout, "test") == []
+    assert _bootstrap(checkout) == []  # fewer extras than installed: fine
+    core = checkout / "sipmask" / "_core.pyx"
+    core.write_text(core.read_text() + "\n# changed\n")
+    assert any("install" in call for call in _bootstrap(checkout))  # the core changed
+    assert _bootstrap(checkout) == []
+    for built in (checkout / "sipmask").glob("_core*.so"):
+        built.unlink()
+    assert any("install" in call for call in _bootstrap(checkout))  # the build is gone
