@@ -249,7 +249,7 @@ def test_rebuild_sdp_keeps_rejected_streams_at_port_zero():
     # RFC 3264 §6 and §8.2: port 0 marks a rejected or removed stream; anchoring must not
     # bring it back to life.
     body = sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
-               "m=audio 4000 RTP/AVP 0", "m=video 0 RTP/AVP 99")
+               "m=audio 4000 RTP/AVP 0", "m=video 0 RTP/AVP 99", "a=rtpmap:99 H264/90000")
     out = rebuild_sdp(body, origin_address="203.0.113.10", session_id=1, version=1,
                       connection_address="203.0.113.20", media_ports=[40000, 40002])
     assert b"m=audio 40000 RTP/AVP 0\r\n" in out
