@@ -75,6 +75,8 @@ from .masking import (
     crossing_body,
     crossing_headers,
     has_sdp,
+    leg_session_timer,
+    own_session_timer,
     reason_value,
     session_expires,
     supported_tags,
@@ -693,6 +695,8 @@ class B2BUA:
         if call.b is None:
             call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
                                     self._new_call_id(), presented)
+            if self.media is not None:  # renumbered payload types need anchored media
+                call.b.origin.pair(call.a.origin)
             self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
         else:  # failover: same Call-ID and tag, the next destination's transport
             via, contact = self._via_and_contact(target.transport, target.address, presented)
@@ -1103,6 +1107,7 @@ class B2BUA:
             self._respond(event.key, dialog.create_response(request, 400, "Bad Request (SDP)"))
             return
         headers = crossing_headers(request, self.allow) + self._ua_header + body.headers()
+        headers += leg_session_timer(method, other.session_interval, other.we_refresh)
         try:
             sent = target.create_request(method, headers=headers, body=body.data)
         except LocalProtocolError:
@@ -1155,6 +1160,7 @@ class B2BUA:
             except (BodyRefused, ParseError):
                 body = crossing_body(Response(status, ""), method, source.origin)
             headers = crossing_headers(response, self.allow) + body.headers()
+            headers += own_session_timer(relay.request) if status < 300 else []
             data = body.data
         status = map_failure(status) if status >= 300 else status
         answer = dialog.create_response(relay.request, status, headers=headers, body=data)
