@@ -207,14 +207,22 @@ _STATIC_TYPES = {
     31: (b"h261", 90000), 32: (b"mpv", 90000), 33: (b"mp2t", 90000), 34: (b"h263", 90000),
 }
 cdef signed char STATIC_FMTP[128]   # fmtp grammar of an assigned static type, -1 unassigned
+cdef uchar STATIC_MEDIA[128]        # 1: an audio type (table 4), 2: video (table 5), 3: both
+
+cdef enum:
+    MEDIA_AUDIO = 1
+    MEDIA_VIDEO = 2
 
 
 cdef void _init_static():
     cdef int pt
     for pt in range(128):
         STATIC_FMTP[pt] = -1
-    for pt, (name, _) in _STATIC_TYPES.items():
+        STATIC_MEDIA[pt] = 0
+    for pt, (name, rate) in _STATIC_TYPES.items():
         STATIC_FMTP[pt] = _CODECS[name][3]
+        STATIC_MEDIA[pt] = MEDIA_VIDEO if rate == 90000 and name != b"mpa" else MEDIA_AUDIO
+    STATIC_MEDIA[33] = MEDIA_AUDIO | MEDIA_VIDEO  # MP2T is audio/video
 
 
 _init_static()
@@ -772,6 +780,7 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
     cdef Py_ssize_t a, b, c, k, f
     cdef long long port, count = 0, pt
     cdef bint rtp
+    cdef int kind
     cdef list formats = []
     a = _token(p, s, e)
     if a == s or a >= e or p[a] != 32:
@@ -802,6 +811,7 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
     if proto is None:
         raise ParseError("unsupported m= protocol")
     rtp = b"RTP" in proto
+    kind = MEDIA_AUDIO if media == b"audio" else MEDIA_VIDEO if media == b"video" else 0
     while k < e:
         f = k + 1
         k = f
@@ -814,7 +824,7 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
             if fmt in _OTHER_FORMATS and fmt not in formats:
                 formats.append(fmt)
         elif _number(p, f, k, 127, &pt) and newpt[pt] < 0 and (
-                STATIC_FMTP[pt] >= 0 or (pt >= 96 and forms[pt] != NULL)):
+                (STATIC_MEDIA[pt] & kind) or (pt >= 96 and forms[pt] != NULL)):
             newpt[pt] = pts.number(side, index, pt) if pts is not None and pt >= 96 else pt
             formats.append(_PT_TEXT[newpt[pt]])
     _put(o, b"m=", 2)

@@ -579,8 +579,11 @@ def test_connection_ip_literals_cross(address):
 
 def test_media_formats_keep_assigned_static_and_rtpmapped_dynamic_types():
     body = one_media("a=rtpmap:98 opus/48000/2", m="m=audio 4000 RTP/AVP 0 98 76 54 32 10 101 99")
-    # 76 and 54 are unassigned, 32 (MPV) and 10 (L16) are assigned, 99 has no rtpmap.
-    assert "m=audio 4000 RTP/AVP 0 98 32 10 101" in rebuilt(body)
+    # 76 and 54 are unassigned, 32 (MPV) is a video type, 10 (L16) is audio, 99 has no
+    # rtpmap.
+    assert "m=audio 4000 RTP/AVP 0 98 10 101" in rebuilt(body)
+    video = one_media(m="m=video 4000 RTP/AVP 0 34 32 10 26")
+    assert "m=video 4000 RTP/AVP 34 32 26" in rebuilt(video)
 
 
 def test_media_without_a_usable_format_is_rejected_at_port_zero():
