@@ -120,7 +120,7 @@ def parse_sdp(bytes body not None):
 #
 # Every line that crosses is rebuilt from its grammar, with a range for each number, so a peer
 # cannot carry a number in a value the allow-list keeps (issue 11). A kept value holds at most
-# three digits the peer chose freely, except the values the two ends need as they are while
+# three digits the peer chose freely (two, then zeros, for the rounded ones), except the values the two ends need as they are while
 # media is not anchored: media addresses and ports (c=, m=, a=rtcp), SRTP keys (a=crypto) and
 # DTLS fingerprints (docs/b2bua.md, "Residual channels").
 
@@ -335,30 +335,31 @@ cdef bint _connection_ok(const uchar* p, Py_ssize_t s, Py_ssize_t e) noexcept no
     return _ip_ok(p, k, slash, p[s + 5] == 54)
 
 
-cdef inline long long _round3(long long v) noexcept nogil:
-    """`v` rounded down to three significant digits: a range, not a free number."""
+cdef inline long long _round2(long long v) noexcept nogil:
+    """`v` rounded down to two significant digits: a range, not a free number (a value of
+    four digits or more could carry a piece of a number)."""
     cdef long long scale = 1
-    while v >= 1000 * scale:
+    while v >= 100 * scale:
         scale *= 10
     return v // scale * scale
 
 
 cdef bytes _bandwidth(const uchar* p, Py_ssize_t s, Py_ssize_t e):
     """b=AS|CT:<kbit/s> or b=TIAS:<bit/s> (RFC 4566 §5.8, RFC 3890), the value in range and
-    rounded to three significant digits; None for anything else."""
+    rounded down to two significant digits; None for anything else."""
     cdef Py_ssize_t colon = s
     cdef long long v
     while colon < e and p[colon] != 58:
         colon += 1
     if colon - s == 2 and LOWER[p[s]] == 97 and LOWER[p[s + 1]] == 115:
         if _number(p, colon + 1, e, 100_000, &v) and v > 0:
-            return b"b=AS:%d\r\n" % _round3(v)
+            return b"b=AS:%d\r\n" % _round2(v)
     elif colon - s == 2 and LOWER[p[s]] == 99 and LOWER[p[s + 1]] == 116:
         if _number(p, colon + 1, e, 100_000, &v) and v > 0:
-            return b"b=CT:%d\r\n" % _round3(v)
+            return b"b=CT:%d\r\n" % _round2(v)
     elif colon - s == 4 and _lowercmp(p + s, <const uchar*>b"tias", 4):
         if _number(p, colon + 1, e, 100_000_000, &v) and v > 0:
-            return b"b=TIAS:%d\r\n" % _round3(v)
+            return b"b=TIAS:%d\r\n" % _round2(v)
     return None
 
 
@@ -511,7 +512,7 @@ cdef str _fmtp_params(int grammar, str text):
             v = _int_in(value, rule[0], rule[1])
             if v is None:
                 continue
-            value = "%d" % (_round3(v) if rule[2] else v)
+            value = "%d" % (_round2(v) if rule[2] else v)
         elif type(rule) is frozenset:
             value = value.lower()
             if value not in rule:
@@ -724,7 +725,7 @@ cdef int _write_attribute(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, fr
             v2 = _int_in(param, 0, 10000)
             if v2 is None:
                 return 0
-            param = "%d" % _round3(v2)
+            param = "%d" % _round2(v2)
         elif param not in _RTCP_FB.get(fb_type, ()):
             return 0
         _put_bytes(o, ("a=rtcp-fb:%s %s%s\r\n" % (

@@ -162,7 +162,7 @@ def test_rebuild_sdp_allow_list():
         "o=- 42 7 IN IP4 203.0.113.10",
         "s=-",
         "c=IN IP4 198.51.100.1",
-        "b=AS:128",
+        "b=AS:120",  # rounded down to two significant digits (issue 11)
         "t=0 0",
         "a=sendrecv",
         "m=audio 49170 RTP/AVP 0 8 101",
@@ -636,13 +636,13 @@ def test_rtpmap_of_a_static_type_must_be_its_own_codec():
     ("a=fmtp:0 annexb=no", None),                  # PCMU has no parameters
     ("a=fmtp:18 annexb=no", None),                 # 18 is not offered
     ("a=fmtp:97 minptime=10; useinbandfec=1; x=98765", "a=fmtp:97 minptime=10;useinbandfec=1"),
-    ("a=fmtp:97 maxaveragebitrate=98765", "a=fmtp:97 maxaveragebitrate=98700"),
-    ("a=fmtp:97 maxplaybackrate=43210", "a=fmtp:97 maxplaybackrate=43200"),
+    ("a=fmtp:97 maxaveragebitrate=98765", "a=fmtp:97 maxaveragebitrate=98000"),
+    ("a=fmtp:97 maxplaybackrate=43210", "a=fmtp:97 maxplaybackrate=43000"),
     ("a=fmtp:97 stereo=98765", None),
     ("a=fmtp:98 profile-level-id=42e01f;packetization-mode=1;sprop-parameter-sets=Z0I=",
      "a=fmtp:98 profile-level-id=42e01f;packetization-mode=1"),
     ("a=fmtp:98 profile-level-id=987654", None),
-    ("a=fmtp:98 max-fs=98765;max-mbps=43210", "a=fmtp:98 max-fs=98700;max-mbps=43200"),
+    ("a=fmtp:98 max-fs=98765;max-mbps=43210", "a=fmtp:98 max-fs=98000;max-mbps=43000"),
     ("a=fmtp:99 mode-set=0,2,4,7;octet-align=1", "a=fmtp:99 mode-set=0,2,4,7;octet-align=1"),
     ("a=fmtp:99 mode-set=98765", None),
 ])
@@ -656,11 +656,11 @@ def test_fmtp_by_codec_grammar(fmtp, kept):
 
 @pytest.mark.parametrize(("line", "kept"), [
     ("b=AS:64", "b=AS:64"),
-    ("b=as:128", "b=AS:128"),
-    ("b=AS:98765", "b=AS:98700"),
+    ("b=as:128", "b=AS:120"),
+    ("b=AS:98765", "b=AS:98000"),
     ("b=TIAS:64000", "b=TIAS:64000"),
-    ("b=TIAS:9876543", "b=TIAS:9870000"),
-    ("b=CT:43210", "b=CT:43200"),
+    ("b=TIAS:9876543", "b=TIAS:9800000"),
+    ("b=CT:43210", "b=CT:43000"),
     ("b=AS:9876543210", None),
     ("b=X-98765-43210:64", None),
     ("b=RR:800", None),
