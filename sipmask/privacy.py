@@ -132,8 +132,8 @@ def masked_record(record: logging.LogRecord) -> logging.LogRecord:
             message = str(record.msg) % tuple(mask_value(v, ids) for v in args)
         else:
             message = mask_numbers_in(str(record.msg))  # a message without arguments: text
-    except (TypeError, ValueError):  # a bad format string: mask what logging would print
-        message = mask_numbers_in(record.getMessage())
+    except (TypeError, ValueError):  # a bad format string: the template and its arguments
+        message = mask_numbers_in(f"{record.msg!s} {args!r}")
     copy.msg, copy.args = message, None
     if record.exc_info:
         copy.exc_text = mask_numbers_in(record.exc_text or _EXCEPTIONS.formatException(
