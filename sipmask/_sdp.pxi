@@ -132,11 +132,11 @@ cdef extern from "sys/socket.h" nogil:
     int AF_INET6
 
 # Transport protocols (RFC 4566 §5.14 and its registry), as written on the way out.
-_SDP_PROTOS = {p.lower(): p.encode() for p in (
+_SDP_PROTOS = {p.lower().encode(): p.encode() for p in (
     "RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF",
     "TCP/RTP/AVP", "udptl", "TCP/MSRP", "TCP/TLS/MSRP", "TCP/BFCP", "TCP/TLS/BFCP", "UDP/BFCP",
 )}
-_SDP_MEDIA = frozenset({b"audio", b"video", b"text", b"application", b"message", b"image"})
+_SDP_MEDIA = {m: m for m in (b"audio", b"video", b"text", b"application", b"message", b"image")}
 # Formats of the non-RTP protocols: T.38 over UDPTL, `*` for MSRP and BFCP.
 _OTHER_FORMATS = frozenset({b"t38", b"*"})
 
@@ -296,6 +296,19 @@ cdef inline int _put_bytes(Out* o, bytes b) except -1:
     return _put(o, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
 
 
+cdef int _put_int(Out* o, long long v) except -1:
+    """Write a non-negative integer in decimal."""
+    cdef char digits[24]
+    cdef int k = 24
+    while True:
+        k -= 1
+        digits[k] = 48 + v % 10
+        v //= 10
+        if v == 0:
+            break
+    return _put(o, digits + k, 24 - k)
+
+
 cdef inline int _put_line(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e) except -1:
     _put(o, p + s, e - s)
     _put(o, b"\r\n", 2)
@@ -344,23 +357,32 @@ cdef inline long long _round2(long long v) noexcept nogil:
     return v // scale * scale
 
 
-cdef bytes _bandwidth(const uchar* p, Py_ssize_t s, Py_ssize_t e):
-    """b=AS|CT:<kbit/s> or b=TIAS:<bit/s> (RFC 4566 §5.8, RFC 3890), the value in range and
-    rounded down to two significant digits; None for anything else."""
+cdef int _bandwidth(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e) except -1:
+    """Write b=AS|CT:<kbit/s> or b=TIAS:<bit/s> (RFC 4566 §5.8, RFC 3890), the value in range
+    and rounded down to two significant digits; nothing for anything else."""
     cdef Py_ssize_t colon = s
     cdef long long v
     while colon < e and p[colon] != 58:
         colon += 1
     if colon - s == 2 and LOWER[p[s]] == 97 and LOWER[p[s + 1]] == 115:
         if _number(p, colon + 1, e, 100_000, &v) and v > 0:
-            return b"b=AS:%d\r\n" % _round2(v)
+            _put(o, b"b=AS:", 5)
+        else:
+            return 0
     elif colon - s == 2 and LOWER[p[s]] == 99 and LOWER[p[s + 1]] == 116:
         if _number(p, colon + 1, e, 100_000, &v) and v > 0:
-            return b"b=CT:%d\r\n" % _round2(v)
+            _put(o, b"b=CT:", 5)
+        else:
+            return 0
     elif colon - s == 4 and _lowercmp(p + s, <const uchar*>b"tias", 4):
         if _number(p, colon + 1, e, 100_000_000, &v) and v > 0:
-            return b"b=TIAS:%d\r\n" % _round2(v)
-    return None
+            _put(o, b"b=TIAS:", 7)
+        else:
+            return 0
+    else:
+        return 0
+    _put_int(o, _round2(v))
+    return _put(o, b"\r\n", 2)
 
 
 # `encoding/rate[/channels]` as peers write it, lower-cased -> (as written on the way out, fmtp
@@ -683,7 +705,24 @@ cdef int _write_attribute(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, fr
         return 0
     if kind == A_PTIME or kind == A_MAXPTIME:
         if _number(p, vs, e, 200 if kind == A_PTIME else 300, &v) and v > 0:
-            _put_bytes(o, b"a=%s:%d\r\n" % (b"ptime" if kind == A_PTIME else b"maxptime", v))
+            if kind == A_PTIME:
+                _put(o, b"a=ptime:", 8)
+            else:
+                _put(o, b"a=maxptime:", 11)
+            _put_int(o, v)
+            _put(o, b"\r\n", 2)
+        return 0
+    if kind == A_RTCP and _number(p, vs, e, 65535, &v):  # the usual port-only form
+        _put(o, b"a=rtcp:", 7)
+        _put_int(o, v)
+        return _put(o, b"\r\n", 2)
+    if kind == A_SILENCE:
+        if e - vs >= 3 and _lowercmp(p + vs, <const uchar*>b"off", 3) and (
+                e - vs == 3 or p[vs + 3] == 32):
+            _put(o, b"a=silenceSupp:off - - - -\r\n", 27)
+        elif e - vs >= 2 and _lowercmp(p + vs, <const uchar*>b"on", 2) and (
+                e - vs == 2 or p[vs + 2] == 32):
+            _put(o, b"a=silenceSupp:on - - - -\r\n", 26)
         return 0
     if kind == A_RTPMAP or kind == A_FMTP or kind == A_RTCP_FB:
         if not in_media:
@@ -749,10 +788,6 @@ cdef int _write_attribute(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, fr
                 if _connection_ok(<const uchar*>PyBytes_AS_STRING(ab), 0, len(ab)) and (
                         "/" not in address):
                     rebuilt = "rtcp:%d %s" % (int(port), address)
-    elif kind == A_SILENCE:
-        state = text.split(" ", 1)[0].lower()
-        if state in ("on", "off"):
-            rebuilt = "silenceSupp:%s - - - -" % state
     elif kind == A_CRYPTO:
         rebuilt = _crypto(text)
         if rebuilt is not None:
@@ -778,16 +813,21 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
     when asked), an allowed protocol, and only the formats with a meaning, renumbered when
     the leg is paired. Fills `newpt`. Returns True when no format is left: the stream is
     written as rejected (port 0, RFC 3264 §6) and its attributes are dropped."""
-    cdef Py_ssize_t a, b, c, k, f
+    cdef Py_ssize_t a, b, c, k, f, j
     cdef long long port, count = 0, pt
     cdef bint rtp
     cdef int kind
+    cdef char lowered[24]   # media type and protocol, lower-cased for the table lookups
     cdef list formats = []
     a = _token(p, s, e)
     if a == s or a >= e or p[a] != 32:
         raise ParseError("malformed m= line")
-    media = PyBytes_FromStringAndSize(<const char*>p + s, a - s).lower()
-    if media not in _SDP_MEDIA:
+    if a - s > 11:
+        raise ParseError("unknown m= media")
+    for j in range(s, a):
+        lowered[j - s] = LOWER[p[j]]
+    media = _SDP_MEDIA.get(PyBytes_FromStringAndSize(lowered, a - s))
+    if media is None:
         raise ParseError("unknown m= media")
     b = a + 1
     k = b
@@ -808,7 +848,11 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
     k = f
     while k < e and p[k] != 32:
         k += 1
-    proto = _SDP_PROTOS.get(_decode(p, f, k).lower())
+    if k - f > 20:
+        raise ParseError("unsupported m= protocol")
+    for j in range(f, k):
+        lowered[j - f] = LOWER[p[j]]
+    proto = _SDP_PROTOS.get(PyBytes_FromStringAndSize(lowered, k - f))
     if proto is None:
         raise ParseError("unsupported m= protocol")
     rtp = b"RTP" in proto
@@ -837,9 +881,11 @@ cdef bint _media(Out* o, const uchar* p, Py_ssize_t s, Py_ssize_t e, object medi
         if index >= len(media_ports):
             raise ValueError("media_ports has no port for m= line %d" % (index + 1))
         port = media_ports[index]
-    _put_bytes(o, b" %d" % port)
+    _put(o, b" ", 1)
+    _put_int(o, port)
     if count:
-        _put_bytes(o, b"/%d" % count)
+        _put(o, b"/", 1)
+        _put_int(o, count)
     _put(o, b" ", 1)
     _put_bytes(o, proto)
     for fmt in formats:
@@ -949,9 +995,7 @@ cdef bytes _rebuild_rest(bytes body, str connection_address, object media_ports,
             elif rejected:
                 continue
             elif ln.kind == 98:  # b
-                line = _bandwidth(p, ln.s, ln.e)
-                if line is not None:
-                    _put_bytes(&o, line)
+                _bandwidth(&o, p, ln.s, ln.e)
             elif ln.kind == 97:  # a
                 _write_attribute(&o, p, ln.s, ln.e, attributes, media_index >= 0, forms, newpt,
                            rtpmap_done)
