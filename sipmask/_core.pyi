@@ -317,6 +317,14 @@ def rebuild_sdp(
 
     Raises: ParseError"""
 
+MAX_PAIRED_MEDIA: int
+"""m= lines a paired leg renumbers; a description with more is refused (bounds the state)."""
+
+@disjoint_base
+class PayloadTypes:
+    """The dynamic payload type numbers (96-127) of two paired legs, per m= line (held by
+    `SdpOrigin.pair`; nothing to call from Python)."""
+
 @disjoint_base
 class SdpOrigin:
     """The SDP state of one leg: o= (RFC 3264 §8: the session id is fixed for the leg and the
