@@ -90,9 +90,13 @@ ID_FIELDS = frozenset({
     "request_id",
 })
 """Names of structured log fields that hold ids: shown whole."""
-# sipmask's own ids: call ids (12 hex digits), Call-IDs of built legs (32), tags; a peer
-# cannot choose them. All-decimal strings are not taken for ids: they may be numbers.
-_OWN_ID = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{12}|(?=[0-9a-f]*[a-f])[0-9a-f]{32}")
+# sipmask's own ids, which a peer cannot choose: call ids (12 hex digits), tags (16), Call-IDs
+# of the legs it builds (32), session ids (`<pool>.<22 base64url characters>`). A string
+# without a letter is not taken for an id: it may be a number.
+_OWN_ID = re.compile(
+    r"(?=[0-9a-f]*[a-f])(?:[0-9a-f]{12}|[0-9a-f]{16}|[0-9a-f]{32})"
+    r"|[A-Za-z0-9_-]{1,64}\.(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{22}"
+)
 
 
 def mask_value(value: object, ids: frozenset[object] = frozenset()) -> object:

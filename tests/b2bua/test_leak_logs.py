@@ -21,7 +21,8 @@ NATIONAL = CALLER[3:]
 # Forms a log line may carry a number in (BCD and base64 are not recognisable as numbers in
 # free text; they never reach a log line as a number-bearing field either).
 LOG_FORMS = written_forms(CALLER)[:-2]
-CALL_IDS = ["3f1234567ab0", "a98765432101", "0123456789abcdef0123456789abcdef"]
+CALL_IDS = ["3f1234567ab0", "a98765432101", "0123456789abcdef0123456789abcdef",
+            "default.98765432101234567890Ab", "12345678901234ab"]
 
 
 def digits_of(text: str) -> str:
