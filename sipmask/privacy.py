@@ -27,6 +27,7 @@ __all__ = [
     "mask_number",
     "mask_numbers_in",
     "mask_party",
+    "mask_structure",
     "mask_value",
     "masked_record",
 ]
@@ -111,6 +112,22 @@ def mask_value(value: object, ids: frozenset[object] = frozenset()) -> object:
     if text in ids or _OWN_ID.fullmatch(text):
         return text
     return mask_numbers_in(text)
+
+
+def mask_structure(value: object, ids: frozenset[object] = frozenset()) -> object:
+    """A decoded JSON document (an API answer, a call record) masked by field: the values of
+    id fields (`ID_FIELDS`; not any `*_id`: `caller_id` names a number) whole, every other
+    string as `mask_value` does, recursively. For printing whole documents without mangling
+    ids."""
+    if isinstance(value, Mapping):
+        return {
+            key: item if key in ID_FIELDS and not isinstance(item, (Mapping, list))
+            else mask_structure(item, ids)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_structure(item, ids) for item in value]
+    return mask_value(value, ids)
 
 
 _EXCEPTIONS = logging.Formatter()

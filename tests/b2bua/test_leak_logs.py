@@ -14,7 +14,7 @@ from b2bua_helpers import CALLER, answered_call, in_dialog, rig
 from test_leak_e2e import written_forms
 
 from sipmask.config import LoggingConfig
-from sipmask.privacy import LogId, mask_numbers_in, mask_value, masked_record
+from sipmask.privacy import LogId, mask_numbers_in, mask_structure, mask_value, masked_record
 from sipmask.server import configure_logging
 
 NATIONAL = CALLER[3:]
@@ -120,3 +120,17 @@ def test_a_call_with_planted_numbers_logs_none_and_its_call_id_whole(log_stream:
     call_id = ended[0]["call_id"]
     assert call_id in ended[0]["message"]  # printed whole, so the line joins to the record
     assert NATIONAL[:6] not in digits_of(out.replace(call_id, ""))
+
+
+def test_documents_are_masked_by_field() -> None:
+    record = {"id": "98765432101", "session_id": "default.123", "caller": CALLER,
+              "participants": [{"number": f"tel:{CALLER}", "caller_id": CALLER}],
+              "duration": 12.5, "cause": f"486 from +91-{NATIONAL[:5]}-{NATIONAL[5:]}"}
+    masked = mask_structure(record)
+    assert isinstance(masked, dict)
+    assert masked["id"] == "98765432101" and masked["session_id"] == "default.123"
+    assert masked["participants"][0]["caller_id"] != CALLER  # a number, not an id
+    assert masked["duration"] == 12.5
+    text = json.dumps({k: v for k, v in masked.items() if k != "participants"})
+    assert NATIONAL[:6] not in digits_of(text.replace("98765432101", ""))
+    assert NATIONAL not in masked["participants"][0]["number"]
