@@ -2,7 +2,7 @@
 """sipmask's hot path: parse, inspect, rewrite and serialise SIP messages (RFC 3261) and SDP.
 
 The contract is `_core.pyi`. This module does no I/O, no logging and keeps no global state
-besides constant tables built at import.
+besides constant tables built at import (and the fmtp memo of `_sdp.pxi`, a pure cache).
 """
 
 cimport cython
