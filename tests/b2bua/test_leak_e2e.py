@@ -492,3 +492,23 @@ def test_anchored_calls_renumber_dynamic_payload_types_per_leg(transport) -> Non
             ack_for(r.caller, invite, ok, r.sipmask)
 
     run(main)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_chat_outside_a_dialog_carries_no_parameter(transport) -> None:
+    async def main() -> None:
+        async with leak_rig(transport) as r:
+            r.request_from_caller("MESSAGE", body=b"on my way",
+                                  content_type="text/plain;charset=utf-8;x=98765;y=43210")
+            message = await r.callee.request("MESSAGE")
+            assert message.body == b"on my way"
+            assert message.header("content-type") == "text/plain;charset=UTF-8"
+            r.callee.answer(message, 200)
+            assert (await r.caller.response(method="MESSAGE")).status == 200
+            r.request_from_caller("MESSAGE", body=b"on my way",
+                                  content_type="text/plain;charset=9876543210")
+            refused = await r.caller.response(method="MESSAGE")
+            assert refused.status == 415
+            assert_clean(r.callee, CALLER)
+
+    run(main)
