@@ -307,22 +307,38 @@ def rebuild_sdp(
     media_ports: Sequence[int] | None = None,
     attributes: frozenset[str] = ...,
 ) -> bytes:
-    """Rebuild an SDP body through an allow-list: only v o s c t m b lines and the allowed
-    attributes survive (so i= u= e= p= k= z= r= and unknown a= never cross); o= becomes
-    `- <session_id> <version> IN IP4|IP6 <origin_address>`, s= becomes `-`. When given,
-    `connection_address` replaces every c= address and `media_ports[i]` the port of the
-    i-th m= line (media anchoring).
+    """Rebuild an SDP body from its grammar: only v o s c t m b lines and the allowed
+    attributes survive (so i= u= e= p= k= z= r= and unknown a= never cross), and each is
+    rebuilt from parsed, ranged parts (docs/core.md): c= an IP literal, m= assigned static
+    or rtpmapped dynamic payload types, rtpmap known codecs at their real rates, fmtp known
+    parameters in range, b= AS/CT/TIAS. o= becomes `- <session_id> <version> IN IP4|IP6
+    <origin_address>`, s= becomes `-`. When given, `connection_address` replaces every c=
+    address and `media_ports[i]` the port of the i-th m= line (media anchoring).
 
     Raises: ParseError"""
 
+MAX_PAIRED_MEDIA: int
+"""m= lines a paired leg renumbers; a description with more is refused (bounds the state)."""
+
+@disjoint_base
+class PayloadTypes:
+    """The dynamic payload type numbers (96-127) of two paired legs, per m= line (held by
+    `SdpOrigin.pair`; nothing to call from Python)."""
+
 @disjoint_base
 class SdpOrigin:
-    """The o= state of one leg (RFC 3264 §8): the session id is fixed for the leg and the
-    version goes up by one only when the rebuilt description differs from the last one."""
+    """The SDP state of one leg: o= (RFC 3264 §8: the session id is fixed for the leg and the
+    version goes up by one only when the rebuilt description differs from the last one) and,
+    once paired, the renumbering of dynamic payload types."""
 
     session_id: int
     version: int
     def __init__(self, address: str, session_id: int | None = None) -> None: ...
+    def pair(self, other: SdpOrigin) -> None:
+        """Share a fresh payload type map with the other leg's origin of the same call: each
+        then renumbers the dynamic payload types (96-127) of what it rebuilds from 96 upward,
+        per m= line, and maps back the numbers of an answer to those of the offer its leg
+        received."""
     def rebuild(
         self,
         body: bytes,

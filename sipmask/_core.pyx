@@ -2,7 +2,7 @@
 """sipmask's hot path: parse, inspect, rewrite and serialise SIP messages (RFC 3261) and SDP.
 
 The contract is `_core.pyi`. This module does no I/O, no logging and keeps no global state
-besides constant tables built at import.
+besides constant tables built at import (and the fmtp memo of `_sdp.pxi`, a pure cache).
 """
 
 cimport cython
@@ -11,7 +11,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset
 
 import os
 

@@ -28,8 +28,8 @@ Theory of operation:
   or answered 403 (`"reject"`).
 
 Privacy: log lines name methods, statuses and addresses, never a number; `configure_logging`
-masks every number-like run in whatever reaches the log (`mask_numbers_in`) unless
-`[logging] show_numbers` is true. Metric labels carry no number.
+masks each record by field type (`privacy.masked_record`: ids whole, numbers in every written
+form masked) unless `[logging] show_numbers` is true. Metric labels carry no number.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from .b2bua import B2BUA
 from .config import Config, ConfigError, LoggingConfig, load_config, parse_destination
-from .privacy import mask_numbers_in
+from .privacy import masked_record
 from .sip.events import Address
 from .sip.layer import TransactionLayer
 from .store import SessionStore, StoreError
@@ -104,6 +104,8 @@ class _Formatter(logging.Formatter):
         self.show_numbers = show_numbers
 
     def format(self, record: logging.LogRecord) -> str:
+        if not self.show_numbers:
+            record = masked_record(record)  # by field type: ids whole, numbers masked
         if self.json:
             entry = {
                 "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%SZ"),
@@ -117,10 +119,12 @@ class _Formatter(logging.Formatter):
                     entry.setdefault(key, value)
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
+            elif record.exc_text:  # masked by masked_record
+                entry["exception"] = record.exc_text
             text = json.dumps(entry, ensure_ascii=False)
         else:
             text = super().format(record).replace("\n", "\n    ")  # continuation lines
-        return text if self.show_numbers else mask_numbers_in(text)
+        return text
 
 
 def configure_logging(settings: LoggingConfig, stream: TextIO | None = None) -> None:

@@ -217,6 +217,8 @@ class CallSetup(SessionTimers):
         if call.b is None:
             call.b = self._make_leg(Side.CALLEE, target.address, target.transport,
                                     self._new_call_id(), presented)
+            if self.media is not None:  # renumbered payload types need anchored media
+                call.b.origin.pair(call.a.origin)
             self._by_leg[(call.b.call_id, call.b.local_tag)] = (call, call.b)
         else:  # failover: same Call-ID and tag, the next destination's transport
             via, contact = self._via_and_contact(target.transport, target.address, presented)

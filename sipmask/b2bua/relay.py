@@ -29,6 +29,8 @@ from .masking import (
     crossing_body,
     crossing_headers,
     has_sdp,
+    leg_session_timer,
+    own_session_timer,
     reason_value,
 )
 from .session_timers import SessionTimers
@@ -104,6 +106,7 @@ class DialogRelay(SessionTimers):
             self._respond(event.key, dialog.create_response(request, 400, "Bad Request (SDP)"))
             return
         headers = crossing_headers(request, self.allow) + self._ua_header + body.headers()
+        headers += leg_session_timer(method, other.session_interval, other.we_refresh)
         try:
             sent = target.create_request(method, headers=headers, body=body.data)
         except LocalProtocolError:
@@ -165,6 +168,7 @@ class DialogRelay(SessionTimers):
             except (BodyRefused, ParseError):
                 body = crossing_body(Response(status, ""), method, source.origin)
             headers = crossing_headers(response, self.allow) + body.headers()
+            headers += own_session_timer(relay.request) if status < 300 else []
             data = body.data
         status = map_failure(status) if status >= 300 else status
         answer = dialog.create_response(relay.request, status, headers=headers, body=data)

@@ -1088,6 +1088,16 @@ unknown_attr_names = st.text(string.ascii_lowercase + "-", min_size=1, max_size=
 )
 
 
+# Each format with a codec of its own: only known codecs at their real rates cross (issue 11).
+# Static types only in their own media (RFC 3551 tables 4 and 5).
+REAL_CODECS = {
+    "audio": {0: "PCMU/8000", 8: "PCMA/8000", 9: "G722/8000", 18: "G729/8000",
+              96: "AMR-WB/16000", 101: "telephone-event/8000", 111: "opus/48000/2"},
+    "video": {26: "JPEG/90000", 31: "H261/90000", 34: "H263/90000", 96: "H264/90000",
+              97: "VP8/90000", 99: "VP9/90000"},
+}
+
+
 @st.composite
 def sdp_bodies(draw, *, planted: str = PLANTED) -> SdpSpec:
     allowed_pool = [
@@ -1133,11 +1143,8 @@ def sdp_bodies(draw, *, planted: str = PLANTED) -> SdpSpec:
         kind = draw(st.sampled_from(["audio", "video"]))
         port = draw(st.integers(1024, 65535))
         proto = draw(st.sampled_from(["RTP/AVP", "RTP/SAVP", "RTP/AVPF"]))
-        pts = draw(
-            st.lists(
-                st.sampled_from([0, 8, 9, 18, 96, 101, 111]), min_size=1, max_size=5, unique=True
-            )
-        )
+        codecs = REAL_CODECS[kind]
+        pts = draw(st.lists(st.sampled_from(sorted(codecs)), min_size=1, max_size=5, unique=True))
         formats = [str(p) for p in pts]
         lines.append(f"m={kind} {port} {proto} {' '.join(formats)}")
         if draw(st.booleans()):
@@ -1148,7 +1155,7 @@ def sdp_bodies(draw, *, planted: str = PLANTED) -> SdpSpec:
             lines.append("k=prompt")
         attrs: list[tuple[str, str | None]] = []
         for pt in pts:
-            attrs.append(("rtpmap", f"{pt} {'PCMU' if pt == 0 else 'codec' + str(pt)}/8000"))
+            attrs.append(("rtpmap", f"{pt} {codecs[pt]}"))
             if pt in (18, 101) and draw(st.booleans()):
                 attrs.append(("fmtp", f"{pt} {'annexb=no' if pt == 18 else '0-16'}"))
         attrs += draw(st.lists(st.one_of(st.sampled_from(allowed_pool), unknown), max_size=4))

@@ -162,7 +162,7 @@ def test_rebuild_sdp_allow_list():
         "o=- 42 7 IN IP4 203.0.113.10",
         "s=-",
         "c=IN IP4 198.51.100.1",
-        "b=AS:128",
+        "b=AS:120",  # rounded down to two significant digits (issue 11)
         "t=0 0",
         "a=sendrecv",
         "m=audio 49170 RTP/AVP 0 8 101",
@@ -249,7 +249,7 @@ def test_rebuild_sdp_keeps_rejected_streams_at_port_zero():
     # RFC 3264 §6 and §8.2: port 0 marks a rejected or removed stream; anchoring must not
     # bring it back to life.
     body = sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
-               "m=audio 4000 RTP/AVP 0", "m=video 0 RTP/AVP 99")
+               "m=audio 4000 RTP/AVP 0", "m=video 0 RTP/AVP 99", "a=rtpmap:99 H264/90000")
     out = rebuild_sdp(body, origin_address="203.0.113.10", session_id=1, version=1,
                       connection_address="203.0.113.20", media_ports=[40000, 40002])
     assert b"m=audio 40000 RTP/AVP 0\r\n" in out
@@ -538,3 +538,228 @@ def test_split_multipart_without_its_boundary_raises(content_type, body):
 )
 def test_find_sdp(content_type, body, expected):
     assert find_sdp(content_type, body) == expected
+
+
+# --- the grammar rebuild (issue 11) -----------------------------------------------------------
+
+NUMBER = "9876543210"
+HALVES = ("98765", "43210")
+
+
+def one_media(*lines: str, m: str = "m=audio 4000 RTP/AVP 0 101", session: tuple[str, ...] = ()
+              ) -> bytes:
+    return sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+               *session, m, "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000",
+               *lines)
+
+
+def rebuilt(body: bytes, **kwargs: object) -> list[str]:
+    out = rebuild_sdp(body, origin_address="203.0.113.10", session_id=1, version=1,
+                      **kwargs)  # type: ignore[arg-type]
+    return out.decode().split("\r\n")[:-1]
+
+
+@pytest.mark.parametrize("address", [
+    "c=IN IP4 9876543210", "c=IN IP4 98765.43210", "c=IN IP4 host98765", "c=IN IP4 1.2.3.4.5",
+    "c=IN IP4 256.1.1.1", "c=IN IP6 98765:43210::", "c=IN IP6 1.2.3.4", "c=IN IP4 ::1",
+    "c=IN IP4 1.2.3.4/98765",
+])
+def test_connection_must_be_an_ip_literal_of_its_type(address):
+    body = one_media().replace(b"c=IN IP4 192.0.2.1", address.encode())
+    with pytest.raises(ParseError):
+        rebuilt(body)
+
+
+@pytest.mark.parametrize("address", ["c=IN IP4 0.0.0.0", "c=IN IP6 2001:db8::1",
+                                     "c=IN IP4 224.2.1.1/127"])
+def test_connection_ip_literals_cross(address):
+    body = one_media().replace(b"c=IN IP4 192.0.2.1", address.encode())
+    assert address in rebuilt(body)
+
+
+def test_media_formats_keep_assigned_static_and_rtpmapped_dynamic_types():
+    body = one_media("a=rtpmap:98 opus/48000/2", m="m=audio 4000 RTP/AVP 0 98 76 54 32 10 101 99")
+    # 76 and 54 are unassigned, 32 (MPV) is a video type, 10 (L16) is audio, 99 has no
+    # rtpmap.
+    assert "m=audio 4000 RTP/AVP 0 98 10 101" in rebuilt(body)
+    video = one_media(m="m=video 4000 RTP/AVP 0 34 32 10 26")
+    assert "m=video 4000 RTP/AVP 34 32 26" in rebuilt(video)
+
+
+def test_media_without_a_usable_format_is_rejected_at_port_zero():
+    body = sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+               "m=audio 4000 RTP/AVP 0", "m=video 5000 RTP/AVP 98 76 54", "a=sendrecv",
+               "b=AS:64")
+    lines = rebuilt(body, media_ports=[40000, 40002])
+    assert lines[-2:] == ["m=audio 40000 RTP/AVP 0", "m=video 0 RTP/AVP 0"]
+
+
+@pytest.mark.parametrize("m", ["m=audio 4000/98765 RTP/AVP 0", "m=x98765 4000 RTP/AVP 0",
+                               "m=audio 98765 RTP/AVP 0"])
+def test_media_line_out_of_grammar_is_refused(m):
+    with pytest.raises(ParseError):
+        rebuilt(one_media(m=m))
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("a=rtpmap:96 X98765-43210/8000", None),
+    ("a=rtpmap:96 opus/98765", None),
+    ("a=rtpmap:96 PCMU/8000", "a=rtpmap:96 PCMU/8000"),
+    ("a=rtpmap:96 OPUS/48000/2", "a=rtpmap:96 opus/48000/2"),
+    ("a=rtpmap:96 opus/48000", None),
+    ("a=rtpmap:96 amr-wb/16000/1", "a=rtpmap:96 AMR-WB/16000"),
+    ("a=rtpmap:96 telephone-event/48000", "a=rtpmap:96 telephone-event/48000"),
+    ("a=rtpmap:96 telephone-event/98765", None),
+    ("a=rtpmap:96 H264/90000", "a=rtpmap:96 H264/90000"),
+    ("a=rtpmap:96 L16/44100/9", None),
+])
+def test_rtpmap_names_a_known_codec_at_its_real_rate(line, kept):
+    lines = rebuilt(one_media(line, m="m=audio 4000 RTP/AVP 96"))
+    if kept is None:
+        assert lines[-1] == "m=audio 0 RTP/AVP 0"  # nothing left to offer
+    else:
+        assert lines[-2:] == ["m=audio 4000 RTP/AVP 96", kept]
+
+
+def test_rtpmap_of_a_static_type_must_be_its_own_codec():
+    lines = rebuilt(one_media().replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:0 PCMA/8000"))
+    assert "m=audio 4000 RTP/AVP 0 101" in lines  # 0 still means PCMU
+    assert not [line for line in lines if line.startswith("a=rtpmap:0")]
+
+
+@pytest.mark.parametrize(("fmtp", "kept"), [
+    ("a=fmtp:101 0-15", "a=fmtp:101 0-15"),
+    ("a=fmtp:101 0-15,16", "a=fmtp:101 0-15,16"),
+    ("a=fmtp:101 0-15,98765-43210", None),
+    ("a=fmtp:101 0-15,98765", None),
+    ("a=fmtp:101 15-0", None),
+    ("a=fmtp:0 annexb=no", None),                  # PCMU has no parameters
+    ("a=fmtp:18 annexb=no", None),                 # 18 is not offered
+    ("a=fmtp:97 minptime=10; useinbandfec=1; x=98765", "a=fmtp:97 minptime=10;useinbandfec=1"),
+    ("a=fmtp:97 maxaveragebitrate=98765", "a=fmtp:97 maxaveragebitrate=98000"),
+    ("a=fmtp:97 maxplaybackrate=43210", "a=fmtp:97 maxplaybackrate=43000"),
+    ("a=fmtp:97 stereo=98765", None),
+    ("a=fmtp:98 profile-level-id=42e01f;packetization-mode=1;sprop-parameter-sets=Z0I=",
+     "a=fmtp:98 profile-level-id=42e01f;packetization-mode=1"),
+    ("a=fmtp:98 profile-level-id=987654", None),
+    ("a=fmtp:98 max-fs=98765;max-mbps=43210", "a=fmtp:98 max-fs=98000;max-mbps=43000"),
+    ("a=fmtp:99 mode-set=0,2,4,7;octet-align=1", "a=fmtp:99 mode-set=0,2,4,7;octet-align=1"),
+    ("a=fmtp:99 mode-set=98765", None),
+])
+def test_fmtp_by_codec_grammar(fmtp, kept):
+    body = one_media("a=rtpmap:97 opus/48000/2", "a=rtpmap:98 H264/90000",
+                     "a=rtpmap:99 AMR-WB/16000", fmtp,
+                     m="m=audio 4000 RTP/AVP 0 101 97 98 99")
+    fmtps = [line for line in rebuilt(body) if line.startswith("a=fmtp")]
+    assert fmtps == ([kept] if kept else [])
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("b=AS:64", "b=AS:64"),
+    ("b=as:128", "b=AS:120"),
+    ("b=AS:98765", "b=AS:98000"),
+    ("b=TIAS:64000", "b=TIAS:64000"),
+    ("b=TIAS:9876543", "b=TIAS:9800000"),
+    ("b=CT:43210", "b=CT:43000"),
+    ("b=AS:9876543210", None),
+    ("b=X-98765-43210:64", None),
+    ("b=RR:800", None),
+    ("b=AS:0", None),
+])
+def test_bandwidth_types_and_ranges(line, kept):
+    lines = rebuilt(one_media(line))
+    bandwidths = [x for x in lines if x.startswith("b=")]
+    assert bandwidths == ([kept] if kept else [])
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("a=ptime:20", "a=ptime:20"),
+    ("a=ptime:98765", None),
+    ("a=ptime:20.5", None),
+    ("a=maxptime:300", "a=maxptime:300"),
+    ("a=maxptime:43210", None),
+    ("a=framerate:30", "a=framerate:30"),
+    ("a=framerate:29.97", "a=framerate:29.97"),
+    ("a=framerate:98765.43210", None),
+    ("a=framerate:121", None),
+    ("a=sendonly", "a=sendonly"),
+    ("a=sendonly:98765", None),
+    ("a=rtcp:4001", "a=rtcp:4001"),
+    ("a=rtcp:4001 IN IP4 192.0.2.1", "a=rtcp:4001 IN IP4 192.0.2.1"),
+    ("a=rtcp:4001 IN IP4 9876543210", None),
+    ("a=rtcp-fb:101 nack pli", "a=rtcp-fb:101 nack pli"),
+    ("a=rtcp-fb:* trr-int 98765", None),
+    ("a=rtcp-fb:* trr-int 5000", "a=rtcp-fb:* trr-int 5000"),
+    ("a=rtcp-fb:101 x-98765", None),
+    ("a=rtcp-fb:55 nack", None),
+    ("a=silenceSupp:off 98765 43210 - -", "a=silenceSupp:off - - - -"),
+    ("a=setup:actpass", "a=setup:actpass"),
+    ("a=setup:98765", None),
+    ("a=connection:new", "a=connection:new"),
+    (f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'A' * 40}|2^20|1:4",
+     f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'A' * 40}|2^20|1:4"),
+    (f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'A' * 40}|9876543210 UNENCRYPTED_SRTP",
+     f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{'A' * 40}"),
+    ("a=crypto:98765 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40, None),
+    ("a=fingerprint:sha-1 " + ":".join(["AB"] * 20), "a=fingerprint:sha-1 "
+     + ":".join(["AB"] * 20)),
+    ("a=fingerprint:sha-256 98:76:54:32:10", None),
+])
+def test_attributes_by_grammar(line, kept):
+    lines = rebuilt(one_media(line))
+    assert lines[-1] == (kept or "a=rtpmap:101 telephone-event/8000")
+
+
+def test_every_kept_value_holds_neither_half_of_a_number():
+    # Issue 11: a number split across two allowed values must not cross either.
+    planted = [
+        "b=AS:98765", "b=TIAS:43210", "a=ptime:98765", "a=maxptime:43210",
+        "a=framerate:98765", "a=fmtp:101 0-15,98765", "a=fmtp:97 maxaveragebitrate=43210",
+        "a=rtcp-fb:* trr-int 98765", "a=rtpmap:98 X98765/8000", "a=rtpmap:99 opus/43210/2",
+    ]
+    body = one_media("a=rtpmap:97 opus/48000/2", *planted,
+                     m="m=audio 4000 RTP/AVP 0 101 97 98 99 98765 43210")
+    out = "\r\n".join(rebuilt(body))
+    for half in HALVES:
+        assert half not in out
+
+
+def test_paired_origins_renumber_and_map_the_answer_back():
+    a = SdpOrigin("203.0.113.1", session_id=1)
+    b = SdpOrigin("203.0.113.2", session_id=2)
+    b.pair(a)
+    offer = sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+                "m=audio 4000 RTP/AVP 0 111 101", "a=rtpmap:111 opus/48000/2",
+                "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15",
+                "a=rtcp-fb:111 nack")
+    sent = b.rebuild(offer).decode()  # the offer the callee gets: 96 upward
+    assert "m=audio 4000 RTP/AVP 0 96 97\r\n" in sent
+    assert "a=rtpmap:96 opus/48000/2\r\n" in sent and "a=fmtp:97 0-15\r\n" in sent
+    assert "a=rtcp-fb:96 nack\r\n" in sent
+    answer = sdp("v=0", "o=- 5 5 IN IP4 192.0.2.9", "s=-", "c=IN IP4 192.0.2.9", "t=0 0",
+                 "m=audio 5000 RTP/AVP 97 96", "a=rtpmap:96 opus/48000/2",
+                 "a=rtpmap:97 telephone-event/8000")
+    back = a.rebuild(answer).decode()  # the caller gets its own numbers back
+    assert "m=audio 5000 RTP/AVP 101 111\r\n" in back
+    assert "a=rtpmap:111 opus/48000/2\r\n" in back
+    assert "a=rtpmap:101 telephone-event/8000\r\n" in back
+    # A re-offer from the callee with a new codec gets the next free number on the caller.
+    reoffer = answer.replace(b"RTP/AVP 97 96", b"RTP/AVP 97 96 98") + b"a=rtpmap:98 PCMA/8000\r\n"
+    reoffer = reoffer.replace(b"PCMA/8000", b"AMR/8000")
+    again = a.rebuild(reoffer).decode()
+    assert "m=audio 5000 RTP/AVP 101 111 96\r\n" in again
+
+
+def test_unpaired_origin_keeps_the_numbers():
+    origin = SdpOrigin("203.0.113.1", session_id=1)
+    out = origin.rebuild(one_media(m="m=audio 4000 RTP/AVP 0 101")).decode()
+    assert "m=audio 4000 RTP/AVP 0 101\r\n" in out
+
+
+def test_paired_origin_bounds_its_state():
+    a, b = SdpOrigin("203.0.113.1"), SdpOrigin("203.0.113.2")
+    b.pair(a)
+    many = sdp("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0",
+               *["m=audio 4000 RTP/AVP 0"] * 17)
+    with pytest.raises(ParseError):
+        b.rebuild(many)
