@@ -79,7 +79,7 @@ from .masking import (
     session_expires,
     supported_tags,
 )
-from .media import MediaHook
+from .media import MediaHook, MediaRefused
 from .routing import Router, Target, TrunkState
 
 log = logging.getLogger("sipmask.b2bua")
@@ -436,6 +436,12 @@ class B2BUA:
                     hook = self.media.offer if kind == "offer" else self.media.answer
                     try:
                         message.body = await hook(call.id, leg, message.body)
+                    except MediaRefused:
+                        if call.phase is Phase.ANSWERED:
+                            self._hang_up(call, None, "failed", cause="media")
+                        else:
+                            self._fail(call, 503, "failed", "media")
+                        return
                     except Exception:
                         log.exception("call %s: media hook failed; SDP sent as rebuilt", call.id)
                 call.outbox.popleft()
