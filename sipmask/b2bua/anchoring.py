@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .._core import rebuild_sdp
+from .._core import parse_sdp, rebuild_sdp
 from ..config import MediaConfig, MediaSide
 from ..errors import ParseError
 from ..media.bencode import Encodable
@@ -138,11 +138,14 @@ class Anchoring:
                 exc: Exception) -> bytes:
         last = self._last.get((call_id, leg))
         if not new_call and last is not None:
-            # Mid-call (a re-INVITE, an UPDATE): keep the leg on the anchored addresses, so
-            # signalling goes on and no real address crosses; media is back once rtpengine is.
-            log.warning("call %s: rtpengine failed mid-call (%s); previous media kept",
+            # Mid-call (a re-INVITE, an UPDATE): the new body on the anchored addresses and
+            # ports, so signalling (hold, resume) goes on and no real address crosses.
+            log.warning("call %s: rtpengine failed mid-call (%s); anchored addresses kept",
                         call_id, exc)
-            return last
+            try:
+                return _on_anchor(sdp, last)
+            except ParseError:
+                return last
         if new_call and self.config.on_failure == "direct":
             kind = "no rtpengine up" if isinstance(exc, NgUnavailable) else str(exc)
             log.warning("call %s: not anchored (%s); media flows directly", call_id, kind)
@@ -160,6 +163,18 @@ def _rebuild_like(original: bytes, anchored: bytes) -> bytes:
     address, session_id, version = _origin(original)
     return rebuild_sdp(anchored, origin_address=address, session_id=session_id,
                        version=version)
+
+
+def _on_anchor(sdp: bytes, anchored: bytes) -> bytes:
+    """`sdp` with the connection address and media ports of `anchored` (same m= lines)."""
+    description = parse_sdp(anchored)
+    connection = description.connection or description.media[0].connection
+    if connection is None or len(parse_sdp(sdp).media) != len(description.media):
+        raise ParseError("media lines changed")
+    address, session_id, version = _origin(sdp)
+    return rebuild_sdp(sdp, origin_address=address, session_id=session_id, version=version,
+                       connection_address=connection.split()[-1],
+                       media_ports=[m.port for m in description.media])
 
 
 def _origin(sdp: bytes) -> tuple[str, int, int]:

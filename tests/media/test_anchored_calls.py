@@ -1,0 +1,270 @@
+"""Calls through the real engine with media anchored on a real rtpengine: each side's SDP
+shows only rtpengine's address, RTP flows both ways through it, the parties' RTCP identities
+(SDES items, the BYE reason) do not reach the other side, re-INVITE/hold keeps media, and an
+rtpengine that dies mid-call leaves the call's signalling going while new calls follow
+`on_failure`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from b2bua_helpers import CALLEE_DIGITS, CALLER_DIGITS, Rig, ack_for, in_dialog, rig
+from rtpengine_helpers import (
+    BOUND,
+    MediaEndpoint,
+    Rtpengine,
+    loopback_bindable,
+    offer_sdp,
+    rtcp_with_identity,
+    rtp_packet,
+)
+
+from sipmask._core import Request, Response, parse_sdp
+from sipmask.b2bua.anchoring import Anchoring
+from sipmask.config import MediaConfig, RtpengineInstance
+from sipmask.media.ng import NgClient
+
+CALLER_MEDIA, CALLEE_MEDIA = "127.0.0.2", "127.0.0.3"
+
+pytestmark = pytest.mark.skipif(
+    not (loopback_bindable(CALLER_MEDIA) and loopback_bindable(CALLEE_MEDIA)),
+    reason="127.0.0.2/127.0.0.3 cannot be bound here",
+)
+
+
+@dataclass
+class MediaCall:
+    r: Rig
+    hook: Anchoring
+    alice: MediaEndpoint  # the caller's RTP endpoint
+    bob: MediaEndpoint  # the callee's
+    invite: Request
+    ok: Response
+    b_invite: Request
+    b_ok: Response
+    to_anchor_from_alice: tuple[str, int]  # where alice sends (rtpengine, from her 200)
+    to_anchor_from_bob: tuple[str, int]
+
+
+def _media_address(body: bytes) -> tuple[str, int]:
+    description = parse_sdp(body)
+    connection = description.media[0].connection or description.connection
+    assert connection is not None
+    return connection.split()[-1], description.media[0].port
+
+
+def _rtcp_port(body: bytes, rtp_port: int) -> int:
+    for line in body.split(b"\r\n"):
+        if line.startswith(b"a=rtcp:"):
+            return int(line[7:].split()[0])
+    return rtp_port + 1
+
+
+@contextlib.asynccontextmanager
+async def anchored_call(rtpengine: Rtpengine, *, flags: tuple[str, ...] | None = None,
+                        on_failure: str = "reject") -> AsyncIterator[MediaCall]:
+    config = MediaConfig(
+        backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
+        timeout_ms=200, retries=1, ping_interval=0, on_failure=on_failure,  # type: ignore[arg-type]
+        **({} if flags is None else {"flags": flags}),
+    )
+    client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], timeout=0.2, retries=1,
+                      ping_interval=0)
+    await client.start()
+    hook = Anchoring(client, config)
+    alice = await MediaEndpoint().start(CALLER_MEDIA)
+    bob = await MediaEndpoint().start(CALLEE_MEDIA)
+    try:
+        async with rig(media=hook) as r:
+            invite = r.invite(body=offer_sdp(CALLER_MEDIA, alice.port))
+            b_invite = await r.callee.request("INVITE")
+            b_ok = r.callee.answer(b_invite, 200,
+                                   body=offer_sdp(CALLEE_MEDIA, bob.port, owner="bob"))
+            await r.callee.request("ACK")
+            ok = await r.caller.response(200, method="INVITE")
+            ack_for(r.caller, invite, ok, r.sipmask)
+            yield MediaCall(r, hook, alice, bob, invite, ok, b_invite, b_ok,
+                            _media_address(ok.body), _media_address(b_invite.body))
+    finally:
+        alice.close()
+        bob.close()
+        await client.close()
+
+
+async def _flow(call: MediaCall, first_seq: int, count: int = 20) -> None:
+    """Send `count` RTP packets each way (20 ms apart, as a phone does) and wait until both
+    sides received at least one of them through rtpengine."""
+    alice_had, bob_had = len(call.alice.rtp_in), len(call.bob.rtp_in)
+    for seq in range(first_seq, first_seq + count):
+        call.alice.send_rtp(rtp_packet(seq, 0x1111), call.to_anchor_from_alice)
+        call.bob.send_rtp(rtp_packet(seq, 0x2222), call.to_anchor_from_bob)
+        await asyncio.sleep(0.02)
+    for _ in range(int(BOUND / 0.02)):
+        if len(call.alice.rtp_in) > alice_had and len(call.bob.rtp_in) > bob_had:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"RTP did not flow: alice {len(call.alice.rtp_in) - alice_had}, "
+                         f"bob {len(call.bob.rtp_in) - bob_had}")
+
+
+def test_each_side_sees_only_rtpengine_and_rtp_flows_both_ways(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine) as call:
+            assert CALLER_MEDIA.encode() not in call.b_invite.body
+            assert CALLEE_MEDIA.encode() not in call.ok.body
+            assert call.to_anchor_from_alice[0] == "127.0.0.1"
+            assert call.to_anchor_from_bob[0] == "127.0.0.1"
+            await _flow(call, 0)
+            # what each side got came from the other, relayed (the SSRC is the sender's)
+            assert call.bob.rtp_in[-1][8:12] == b"\x00\x00\x11\x11"
+            assert call.alice.rtp_in[-1][8:12] == b"\x00\x00\x22\x22"
+            in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
+            await call.r.callee.request("BYE")
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("flags, crosses", [
+    (None, False),  # the default flags: generate RTCP
+    ((), True),  # anchoring alone relays RTCP as it is: the identity crosses
+], ids=["default-flags", "no-flags"])
+def test_rtcp_identities_do_not_cross(rtpengine: Rtpengine, flags: tuple[str, ...] | None,
+                                      crosses: bool) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine, flags=flags) as call:
+            alice_rtcp = (call.to_anchor_from_alice[0],
+                          _rtcp_port(call.ok.body, call.to_anchor_from_alice[1]))
+            bob_rtcp = (call.to_anchor_from_bob[0],
+                        _rtcp_port(call.b_invite.body, call.to_anchor_from_bob[1]))
+            await _flow(call, 0, count=5)  # latch both sides' addresses first
+            alice_id = f"sip:+91{CALLER_DIGITS}@{CALLER_MEDIA}".encode()
+            bob_id = f"sip:+91{CALLEE_DIGITS}@{CALLEE_MEDIA}".encode()
+            call.alice.send_rtcp(rtcp_with_identity(0x1111, alice_id, bye=False), alice_rtcp)
+            call.bob.send_rtcp(rtcp_with_identity(0x2222, bob_id, bye=False), bob_rtcp)
+            await _flow(call, 100)
+            # the final report, with the BYE a phone sends when it hangs up
+            call.alice.send_rtcp(rtcp_with_identity(0x1111, alice_id), alice_rtcp)
+            call.bob.send_rtcp(rtcp_with_identity(0x2222, bob_id), bob_rtcp)
+            await _flow(call, 200)
+            bob_got = b"".join(call.bob.rtcp_in + call.bob.rtp_in)
+            alice_got = b"".join(call.alice.rtcp_in + call.alice.rtp_in)
+            assert (CALLER_DIGITS.encode() in bob_got) is crosses
+            assert (CALLEE_DIGITS.encode() in alice_got) is crosses
+            assert (CALLER_MEDIA.encode() in bob_got) is crosses
+            in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
+            await call.r.callee.request("BYE")
+
+    asyncio.run(main())
+
+
+async def _reinvite(call: MediaCall, cseq: int, direction: str, answer: str) -> Response:
+    """The caller re-INVITEs with `direction`; the callee answers `answer`."""
+    r = call.r
+    reinvite = in_dialog(r.caller, call.invite, call.ok, "INVITE", cseq, r.sipmask,
+                         body=offer_sdp(CALLER_MEDIA, call.alice.port, direction=direction))
+    b_reinvite = await r.callee.request("INVITE")
+    assert CALLER_MEDIA.encode() not in b_reinvite.body
+    assert f"a={direction}".encode() in b_reinvite.body
+    r.callee.answer(b_reinvite, 200,
+                    body=offer_sdp(CALLEE_MEDIA, call.bob.port, owner="bob", direction=answer))
+    ok = await r.caller.response(200, method="INVITE")
+    in_dialog(r.caller, reinvite, ok, "ACK", cseq, r.sipmask)
+    await r.callee.request("ACK")
+    assert CALLEE_MEDIA.encode() not in ok.body
+    assert _media_address(ok.body) == call.to_anchor_from_alice  # same anchor ports
+    return ok
+
+
+def test_hold_and_resume_keep_media(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine) as call:
+            await _flow(call, 0)
+            held = await _reinvite(call, 2, "sendonly", "recvonly")
+            assert b"a=recvonly" in held.body
+            resumed = await _reinvite(call, 3, "sendrecv", "sendrecv")
+            assert b"a=sendrecv" in resumed.body
+            await _flow(call, 100)
+            in_dialog(call.r.caller, call.invite, call.ok, "BYE", 4, call.r.sipmask)
+            await call.r.callee.request("BYE")
+
+    asyncio.run(main())
+
+
+def test_callee_reinvite_is_anchored_the_other_way(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine) as call:
+            r = call.r
+            reinvite = in_dialog(r.callee, call.b_invite, call.b_ok, "INVITE", 1, r.sipmask,
+                                 body=offer_sdp(CALLEE_MEDIA, call.bob.port, owner="bob"),
+                                 uac=False)
+            a_reinvite = await r.caller.request("INVITE")
+            assert CALLEE_MEDIA.encode() not in a_reinvite.body
+            r.caller.answer(a_reinvite, 200, body=offer_sdp(CALLER_MEDIA, call.alice.port))
+            ok = await r.callee.response(200, method="INVITE")
+            assert CALLER_MEDIA.encode() not in ok.body
+            in_dialog(r.callee, reinvite, ok, "ACK", 1, r.sipmask, uac=True)
+            await _flow(call, 0)
+            in_dialog(r.caller, call.invite, call.ok, "BYE", 2, r.sipmask)
+            await r.callee.request("BYE")
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("on_failure", ["reject", "direct"])
+def test_rtpengine_killed_mid_call(rtpengine: Rtpengine, on_failure: str) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine, on_failure=on_failure) as call:
+            await _flow(call, 0)
+            rtpengine.stop()
+            # the call in progress: a hold still gets through, on the anchored addresses
+            await _reinvite(call, 2, "sendonly", "recvonly")
+            # a new call follows on_failure
+            r = call.r
+            invite = r.invite(body=offer_sdp(CALLER_MEDIA, call.alice.port + 10))
+            if on_failure == "reject":
+                refused = await r.caller.response(method="INVITE")
+                assert refused.status == 503
+            else:
+                b_invite = await r.callee.request("INVITE")
+                assert CALLER_MEDIA.encode() in b_invite.body  # media flows directly
+                r.callee.answer(b_invite, 486)
+                busy = await r.caller.response(method="INVITE")
+                assert busy.status == 486
+            assert call.hook.stats.failures >= 1
+            del invite
+            in_dialog(r.caller, call.invite, call.ok, "BYE", 3, r.sipmask)
+            await r.callee.request("BYE")
+
+    asyncio.run(main())
+
+
+def test_a_failed_call_is_deleted_in_rtpengine(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        config = MediaConfig(backend="rtpengine",
+                             rtpengine=(RtpengineInstance(rtpengine.address),))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        hook = Anchoring(client, config)
+        try:
+            async with rig(media=hook) as r:
+                invite = r.invite(body=offer_sdp(CALLER_MEDIA, 40000))
+                b_invite = await r.callee.request("INVITE")
+                assert client.instances[0].calls == 1
+                r.callee.answer(b_invite, 486)
+                busy = await r.caller.response(method="INVITE")
+                assert busy.status == 486
+                del invite
+                for _ in range(int(BOUND / 0.02)):
+                    if client.instances[0].calls == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                assert client.instances[0].calls == 0
+                assert client.stats.commands.get("delete") == 1
+        finally:
+            await client.close()
+
+    asyncio.run(main())
