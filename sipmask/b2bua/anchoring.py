@@ -63,6 +63,27 @@ class Anchoring:
         self._last: dict[tuple[str, str], bytes] = {}
         """The last body sent on each (call, leg): resent when rtpengine is gone mid-call."""
 
+    def snapshot(self) -> dict[str, int]:
+        """Media metrics, flat, for `metrics.py`: counters (only ever increase) and the
+        instances up/down and calls anchored now (gauges)."""
+        ng = self.client.stats
+        up = sum(1 for instance in self.client.instances if instance.up)
+        return {
+            "media_offers_total": self.stats.offers,
+            "media_answers_total": self.stats.answers,
+            "media_calls_anchored_total": self.stats.calls_anchored,
+            "media_calls_direct_total": self.stats.calls_direct,
+            "media_calls_refused_total": self.stats.calls_refused,
+            "media_failures_total": self.stats.failures,
+            "media_ng_requests_total": ng.requests,
+            "media_ng_errors_total": ng.errors,
+            "media_ng_timeouts_total": ng.timeouts,
+            "media_ng_unavailable_total": ng.unavailable,
+            "media_calls_anchored": sum(i.calls for i in self.client.instances),
+            "media_rtpengine_up": up,
+            "media_rtpengine_down": len(self.client.instances) - up,
+        }
+
     async def offer(self, call_id: str, leg: str, sdp: bytes) -> bytes:
         self.stats.offers += 1
         offerer = OTHER[leg]
@@ -158,9 +179,10 @@ class Anchoring:
 
 
 def _rebuild_like(original: bytes, anchored: bytes) -> bytes:
-    """`anchored` through the core's allow-list, with the o= line of `original` (the one the
-    engine gave the leg, so its session id and version stay the engine's)."""
-    address, session_id, version = _origin(original)
+    """`anchored` through the core's allow-list, with the session id and version of
+    `original` (the engine's for the leg) and the o= address rtpengine put (its own)."""
+    _, session_id, version = _origin(original)
+    address, _, _ = _origin(anchored)
     return rebuild_sdp(anchored, origin_address=address, session_id=session_id,
                        version=version)
 

@@ -52,6 +52,7 @@ class Rtpengine:
             self.process = subprocess.Popen(
                 [RTPENGINE, "--table=-1", "--config-file=none", "--foreground",
                  "--log-stderr", "--no-log-timestamps", "--interface=127.0.0.1",
+                 "--interface=::1",
                  f"--listen-ng=127.0.0.1:{self.ng_port}",
                  f"--port-min={self.port_min}", f"--port-max={self.port_max}",
                  "--log-level=6"],

@@ -25,7 +25,7 @@ from rtpengine_helpers import (
 
 from sipmask._core import Request, Response, parse_sdp
 from sipmask.b2bua.anchoring import Anchoring
-from sipmask.config import MediaConfig, RtpengineInstance
+from sipmask.config import MediaConfig, MediaSide, RtpengineInstance
 from sipmask.media.ng import NgClient
 
 CALLER_MEDIA, CALLEE_MEDIA = "127.0.0.2", "127.0.0.3"
@@ -266,5 +266,57 @@ def test_a_failed_call_is_deleted_in_rtpengine(rtpengine: Rtpengine) -> None:
                 assert client.stats.commands.get("delete") == 1
         finally:
             await client.close()
+
+    asyncio.run(main())
+
+
+def test_srtp_and_ipv6_towards_the_callee_plain_ipv4_towards_the_caller(
+        rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        config = MediaConfig(
+            backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
+            callee=MediaSide(transport_protocol="RTP/SAVP", address_family="IP6"),
+            caller=MediaSide(transport_protocol="RTP/AVP", address_family="IP4"))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        try:
+            async with rig(media=Anchoring(client, config)) as r:
+                r.invite(body=offer_sdp(CALLER_MEDIA, 40000))
+                b_invite = await r.callee.request("INVITE")
+                assert b"c=IN IP6 ::1" in b_invite.body
+                assert b" RTP/SAVP 0" in b_invite.body and b"a=crypto:" in b_invite.body
+                # the callee answers with SRTP keys of its own, over IPv6
+                crypto = b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + (
+                    b"WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz") + b"\r\n"
+                answer = offer_sdp("::1", 40002, owner="bob", proto="RTP/SAVP") + crypto
+                r.callee.answer(b_invite, 200, body=answer)
+                await r.callee.request("ACK")
+                ok = await r.caller.response(200, method="INVITE")
+                assert b"c=IN IP4 127.0.0.1" in ok.body and b" RTP/AVP 0" in ok.body
+                assert b"a=crypto" not in ok.body and b"WVNfX19z" not in ok.body
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_server_wires_the_hook_from_the_config(rtpengine: Rtpengine) -> None:
+    from sipmask.config import parse_config
+    from sipmask.server import _start_media
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            assert await _start_media(stack, parse_config("", env={})) is None
+            config = parse_config(
+                f'[media]\nbackend = "rtpengine"\nping_interval = 0\n'
+                f'[[media.rtpengine]]\naddress = "{rtpengine.address}"\n', env={})
+            hook = await _start_media(stack, config)
+            assert isinstance(hook, Anchoring)
+            body = await hook.offer("wired", "callee", offer_sdp(CALLER_MEDIA, 40000))
+            assert CALLER_MEDIA.encode() not in body and b"c=IN IP4 127.0.0.1" in body
+            await hook.end("wired")
+            metrics = hook.snapshot()
+            assert metrics["media_calls_anchored_total"] == 1
+            assert metrics["media_calls_anchored"] == 0 and metrics["media_rtpengine_up"] == 1
 
     asyncio.run(main())
