@@ -372,9 +372,13 @@ class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """No rtpengine answers a new call's offer: 503 it, or let media flow directly."""
     caller: MediaSide = MediaSide()
     callee: MediaSide = MediaSide()
-    flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = (
-        "generate RTCP", "strict source", "SDES-pad")
-    """ng `flags` on every offer and answer (docs/media.md: the RTCP ones keep identities in)."""
+    rtcp: Literal["drop", "regenerate", "relay"] = "drop"
+    """What a party's RTCP (SDES CNAME, BYE reason: identities) does (docs/media.md):
+    "regenerate": rtpengine replaces it by its own reports (compounds without SR/RR still
+    cross); "drop": regenerate, and each side is told to send its RTCP to a discard port;
+    "relay": passed on as sent."""
+    flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
+    """Extra ng `flags` on every offer and answer."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

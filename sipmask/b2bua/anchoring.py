@@ -130,11 +130,16 @@ class Anchoring:
 
     def _options(self, side: MediaSide) -> dict[str, Encodable]:
         flags: list[Encodable] = [*self.config.flags, *side.flags]
-        return {
-            "flags": flags,
+        options: dict[str, Encodable] = {
             "replace": ["origin", "session-connection"],
             "ICE": side.ice,
         }
+        if self.config.rtcp != "relay":
+            flags.append("generate RTCP")
+        if self.config.rtcp == "drop":
+            options["rtcp-mux"] = ["reject"]  # RTCP on its own port, the one we point away
+        options["flags"] = flags
+        return options
 
     async def _command(self, call_id: str, leg: str, sdp: bytes,
                        message: dict[str, Encodable]) -> bytes:
@@ -146,6 +151,8 @@ class Anchoring:
             body = reply.get(b"sdp")
             if not isinstance(body, bytes):
                 raise NgError("reply without sdp")
+            if self.config.rtcp == "drop":
+                body = _rtcp_to_discard(body)
             out = _rebuild_like(sdp, body)
         except (NgError, ParseError) as exc:
             self.stats.failures += 1
@@ -187,6 +194,32 @@ def _rebuild_like(original: bytes, anchored: bytes) -> bytes:
                        version=version)
 
 
+DISCARD_PORT = 9
+"""RFC 863 discard: where each side is told to send its RTCP when `rtcp = "drop"`."""
+
+
+def _rtcp_to_discard(sdp: bytes) -> bytes:
+    """Each media section's RTCP pointed at the discard port on the section's address, and
+    rtcp-mux left out (so RTCP never rides the RTP port): a party's RTCP, whatever compound
+    it sends, never reaches rtpengine and so never the other party. rtpengine still sends
+    each side reports of its own."""
+    lines = sdp.split(b"\r\n") if b"\r\n" in sdp else sdp.split(b"\n")
+    out: list[bytes] = []
+    in_media = False
+    for line in lines:
+        if line.startswith(b"m="):
+            if in_media:
+                out.append(b"a=rtcp:%d" % DISCARD_PORT)
+            in_media = True
+        elif line.startswith((b"a=rtcp:", b"a=rtcp-mux")):
+            continue
+        if line:
+            out.append(line)
+    if in_media:
+        out.append(b"a=rtcp:%d" % DISCARD_PORT)
+    return b"\r\n".join(out) + b"\r\n"
+
+
 def _on_anchor(sdp: bytes, anchored: bytes) -> bytes:
     """`sdp` with the connection address and media ports of `anchored` (same m= lines)."""
     description = parse_sdp(anchored)
@@ -194,7 +227,9 @@ def _on_anchor(sdp: bytes, anchored: bytes) -> bytes:
     if connection is None or len(parse_sdp(sdp).media) != len(description.media):
         raise ParseError("media lines changed")
     address, session_id, version = _origin(sdp)
-    return rebuild_sdp(sdp, origin_address=address, session_id=session_id, version=version,
+    # The peer's a=rtcp names its own port (and maybe address): pointed away like rtcp=drop.
+    return rebuild_sdp(_rtcp_to_discard(sdp), origin_address=address, session_id=session_id,
+                       version=version,
                        connection_address=connection.split()[-1],
                        media_ports=[m.port for m in description.media])
 

@@ -93,9 +93,11 @@ def rtp_packet(seq: int, ssrc: int) -> bytes:
     return struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, seq * 160, ssrc) + b"\xff" * 160
 
 
-def rtcp_with_identity(ssrc: int, cname: bytes, *, bye: bool = True) -> bytes:
+def rtcp_with_identity(ssrc: int, cname: bytes, *, bye: bool = True,
+                       bye_first: bool = False) -> bytes:
     """A compound RTCP packet as a phone sends it: SR, SDES (CNAME, NAME, EMAIL, PHONE, TOOL,
-    NOTE all holding `cname`), and BYE with a reason holding it too (the final one)."""
+    NOTE all holding `cname`), and BYE with a reason holding it too (the final one).
+    bye_first: the final packet as libre (baresip) sends it, BYE then SDES, no report."""
     sr = struct.pack("!BBHIIIIII", 0x80, 200, 6, ssrc, 0, 0, 0, 0, 0)
     items = b"".join(bytes([kind, len(cname)]) + cname for kind in (1, 2, 3, 4, 6, 7))
     chunk = struct.pack("!I", ssrc) + items + b"\x00"
@@ -105,7 +107,8 @@ def rtcp_with_identity(ssrc: int, cname: bytes, *, bye: bool = True) -> bytes:
         return sr + sdes
     reason = bytes([len(cname)]) + cname
     reason += b"\x00" * (-len(reason) % 4)
-    return sr + sdes + struct.pack("!BBHI", 0x81, 203, 1 + len(reason) // 4, ssrc) + reason
+    goodbye = struct.pack("!BBHI", 0x81, 203, 1 + len(reason) // 4, ssrc) + reason
+    return goodbye + sdes if bye_first else sr + sdes + goodbye
 
 
 class MediaEndpoint(asyncio.DatagramProtocol):

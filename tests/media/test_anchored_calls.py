@@ -65,12 +65,12 @@ def _rtcp_port(body: bytes, rtp_port: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def anchored_call(rtpengine: Rtpengine, *, flags: tuple[str, ...] | None = None,
+async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop",
                         on_failure: str = "reject") -> AsyncIterator[MediaCall]:
     config = MediaConfig(
         backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
         timeout_ms=200, retries=1, ping_interval=0, on_failure=on_failure,  # type: ignore[arg-type]
-        **({} if flags is None else {"flags": flags}),
+        rtcp=rtcp,  # type: ignore[arg-type]
     )
     client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], timeout=0.2, retries=1,
                       ping_interval=0)
@@ -128,33 +128,44 @@ def test_each_side_sees_only_rtpengine_and_rtp_flows_both_ways(rtpengine: Rtpeng
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("flags, crosses", [
-    (None, False),  # the default flags: generate RTCP
-    ((), True),  # anchoring alone relays RTCP as it is: the identity crosses
-], ids=["default-flags", "no-flags"])
-def test_rtcp_identities_do_not_cross(rtpengine: Rtpengine, flags: tuple[str, ...] | None,
-                                      crosses: bool) -> None:
+@pytest.mark.parametrize("rtcp, follows_sdp, crossing", [
+    ("drop", True, set()),  # the default: nothing a party sends as RTCP reaches the other
+    # a peer that ignores a=rtcp and sends to RTP port + 1: libre's final BYE+SDES crosses
+    ("drop", False, {203}),
+    # rtpengine's own reports replace SR/RR compounds; one without SR/RR is relayed as is
+    ("regenerate", True, {203}),
+    ("relay", True, {200, 203}),  # anchoring alone relays RTCP: the identities cross
+], ids=["drop", "drop-peer-ignores-a-rtcp", "regenerate", "relay"])
+def test_rtcp_identities(rtpengine: Rtpengine, rtcp: str, follows_sdp: bool,
+                         crossing: set[int]) -> None:
+    """Which RTCP compounds holding a party's number reach the other party, by `rtcp` mode:
+    an SR+SDES(all six items)+BYE(reason) compound (type 200 first) and libre's final
+    BYE+SDES (type 203 first)."""
     async def main() -> None:
-        async with anchored_call(rtpengine, flags=flags) as call:
-            alice_rtcp = (call.to_anchor_from_alice[0],
-                          _rtcp_port(call.ok.body, call.to_anchor_from_alice[1]))
-            bob_rtcp = (call.to_anchor_from_bob[0],
-                        _rtcp_port(call.b_invite.body, call.to_anchor_from_bob[1]))
+        async with anchored_call(rtpengine, rtcp=rtcp) as call:
+            if rtcp == "drop":
+                for body in (call.ok.body, call.b_invite.body):
+                    assert b"a=rtcp:9\r\n" in body and b"a=rtcp-mux" not in body
+
+            def rtcp_dest(body: bytes, anchor: tuple[str, int]) -> tuple[str, int]:
+                return anchor[0], (_rtcp_port(body, anchor[1]) if follows_sdp else anchor[1] + 1)
+
+            alice_rtcp = rtcp_dest(call.ok.body, call.to_anchor_from_alice)
+            bob_rtcp = rtcp_dest(call.b_invite.body, call.to_anchor_from_bob)
             await _flow(call, 0, count=5)  # latch both sides' addresses first
             alice_id = f"sip:+91{CALLER_DIGITS}@{CALLER_MEDIA}".encode()
             bob_id = f"sip:+91{CALLEE_DIGITS}@{CALLEE_MEDIA}".encode()
-            call.alice.send_rtcp(rtcp_with_identity(0x1111, alice_id, bye=False), alice_rtcp)
-            call.bob.send_rtcp(rtcp_with_identity(0x2222, bob_id, bye=False), bob_rtcp)
-            await _flow(call, 100)
-            # the final report, with the BYE a phone sends when it hangs up
-            call.alice.send_rtcp(rtcp_with_identity(0x1111, alice_id), alice_rtcp)
-            call.bob.send_rtcp(rtcp_with_identity(0x2222, bob_id), bob_rtcp)
-            await _flow(call, 200)
-            bob_got = b"".join(call.bob.rtcp_in + call.bob.rtp_in)
-            alice_got = b"".join(call.alice.rtcp_in + call.alice.rtp_in)
-            assert (CALLER_DIGITS.encode() in bob_got) is crosses
-            assert (CALLEE_DIGITS.encode() in alice_got) is crosses
-            assert (CALLER_MEDIA.encode() in bob_got) is crosses
+            for bye_first in (False, True):
+                call.alice.send_rtcp(rtcp_with_identity(0x1111, alice_id, bye_first=bye_first),
+                                     alice_rtcp)
+                call.bob.send_rtcp(rtcp_with_identity(0x2222, bob_id, bye_first=bye_first),
+                                   bob_rtcp)
+                await _flow(call, 100 + 100 * bye_first)  # RTP sent after it arrived
+            bob_got = {p[1] for p in call.bob.rtcp_in + call.bob.rtp_in
+                       if CALLER_DIGITS.encode() in p or CALLER_MEDIA.encode() in p}
+            alice_got = {p[1] for p in call.alice.rtcp_in + call.alice.rtp_in
+                         if CALLEE_DIGITS.encode() in p or CALLEE_MEDIA.encode() in p}
+            assert bob_got == crossing and alice_got == crossing
             in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
             await call.r.callee.request("BYE")
 
