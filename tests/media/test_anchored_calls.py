@@ -331,3 +331,55 @@ def test_server_wires_the_hook_from_the_config(rtpengine: Rtpengine) -> None:
             assert metrics["media_calls_anchored"] == 0 and metrics["media_rtpengine_up"] == 1
 
     asyncio.run(main())
+
+
+def test_late_offer_and_early_media_are_anchored(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        config = MediaConfig(backend="rtpengine",
+                             rtpengine=(RtpengineInstance(rtpengine.address),))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        alice = await MediaEndpoint().start(CALLER_MEDIA)
+        bob = await MediaEndpoint().start(CALLEE_MEDIA)
+        try:
+            async with rig(media=Anchoring(client, config)) as r:
+                invite = r.invite(body=b"")  # late offer: the callee's 200 offers
+                b_invite = await r.callee.request("INVITE")
+                assert not b_invite.body
+                r.callee.answer(b_invite, 200,
+                                body=offer_sdp(CALLEE_MEDIA, bob.port, owner="bob"))
+                ok = await r.caller.response(200, method="INVITE")
+                assert CALLEE_MEDIA.encode() not in ok.body
+                ack_for(r.caller, invite, ok, r.sipmask,
+                        body=offer_sdp(CALLER_MEDIA, alice.port))
+                b_ack = await r.callee.request("ACK")
+                assert CALLER_MEDIA.encode() not in b_ack.body and b_ack.body
+                call = MediaCall(r, Anchoring(client, config), alice, bob, invite, ok,
+                                 b_invite, ok, _media_address(ok.body),
+                                 _media_address(b_ack.body))
+                await _flow(call, 0)
+                in_dialog(r.caller, invite, ok, "BYE", 2, r.sipmask)
+                await r.callee.request("BYE")
+
+                # early media: a 183 with SDP reaches the caller anchored
+                r.invite(body=offer_sdp(CALLER_MEDIA, alice.port + 10))
+                b_invite = await r.callee.request("INVITE")
+                r.callee.answer(b_invite, 183,
+                                body=offer_sdp(CALLEE_MEDIA, bob.port + 10, owner="bob"))
+                early = await r.caller.response(183, method="INVITE")
+                assert CALLEE_MEDIA.encode() not in early.body
+                assert b"c=IN IP4 127.0.0.1" in early.body
+                r.callee.answer(b_invite, 480)
+                assert (await r.caller.response(method="INVITE")).status == 480
+                for _ in range(int(BOUND / 0.02)):  # both calls deleted in rtpengine
+                    if client.stats.commands.get("delete") == 2 and not client.instances[0].calls:
+                        break
+                    await asyncio.sleep(0.02)
+                assert client.stats.commands.get("delete") == 2
+                assert client.instances[0].calls == 0
+        finally:
+            alice.close()
+            bob.close()
+            await client.close()
+
+    asyncio.run(main())
