@@ -379,6 +379,9 @@ class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     "relay": passed on as sent."""
     flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
     """Extra ng `flags` on every offer and answer."""
+    record: bool = False
+    """Record every anchored call (rtpengine's `record call`, files under its
+    `--recording-dir`, named after the call id, with `sipmask_call:<id>` as metadata)."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

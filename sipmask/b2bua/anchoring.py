@@ -63,6 +63,11 @@ class Anchoring:
         self._last: dict[tuple[str, str], bytes] = {}
         """The last body sent on each (call, leg): resent when rtpengine is gone mid-call."""
 
+    def recording(self, call_id: str) -> str | None:
+        """The reference of a call's recording (rtpengine names its files after it), or None
+        when the call is not recorded."""
+        return call_id if self.config.record and self.client.anchored(call_id) else None
+
     def snapshot(self) -> dict[str, int]:
         """Media metrics, flat, for `metrics.py`: counters (only ever increase) and the
         instances up/down and calls anchored now (gauges)."""
@@ -98,6 +103,9 @@ class Anchoring:
             message["transport-protocol"] = towards.transport_protocol
         if towards.address_family:
             message["address family"] = towards.address_family
+        if self.config.record:
+            message["record call"] = "yes"
+            message["metadata"] = f"sipmask_call:{call_id}"
         return await self._command(call_id, leg, sdp, message)
 
     async def answer(self, call_id: str, leg: str, sdp: bytes) -> bytes:

@@ -34,8 +34,9 @@ class Rtpengine:
     """One rtpengine process; `stop` kills it (an outage), `start` brings it back on the same
     ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, recording_dir: Path | None = None) -> None:
         assert RTPENGINE is not None
+        self.recording_dir = recording_dir
         self.ng_port = free_udp_port()
         # A block of media ports per instance, spread by pid so parallel runs rarely meet.
         base = 20_000 + ((os.getpid() * 7 + next(_ranges) * 400) % 30_000)
@@ -55,7 +56,7 @@ class Rtpengine:
                  "--interface=::1",
                  f"--listen-ng=127.0.0.1:{self.ng_port}",
                  f"--port-min={self.port_min}", f"--port-max={self.port_max}",
-                 "--log-level=6"],
+                 "--log-level=6", *self._recording()],
                 stdout=subprocess.DEVNULL, stderr=log,
             )
         deadline = time.monotonic() + 10
@@ -71,6 +72,11 @@ class Rtpengine:
                 except OSError:
                     time.sleep(0.05)
         raise RuntimeError("rtpengine did not answer a ping")
+
+    def _recording(self) -> list[str]:
+        if self.recording_dir is None:
+            return []
+        return [f"--recording-dir={self.recording_dir}", "--recording-method=pcap"]
 
     def stop(self) -> None:
         if self.process is not None:

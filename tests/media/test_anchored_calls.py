@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from b2bua_helpers import CALLEE_DIGITS, CALLER_DIGITS, Rig, ack_for, in_dialog, rig
 from rtpengine_helpers import (
     BOUND,
+    RTPENGINE,
     MediaEndpoint,
     Rtpengine,
     loopback_bindable,
@@ -65,12 +67,12 @@ def _rtcp_port(body: bytes, rtp_port: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop",
-                        on_failure: str = "reject") -> AsyncIterator[MediaCall]:
+async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop", on_failure: str = "reject",
+                        record: bool = False) -> AsyncIterator[MediaCall]:
     config = MediaConfig(
         backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
         timeout_ms=200, retries=1, ping_interval=0, on_failure=on_failure,  # type: ignore[arg-type]
-        rtcp=rtcp,  # type: ignore[arg-type]
+        rtcp=rtcp, record=record,  # type: ignore[arg-type]
     )
     client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], timeout=0.2, retries=1,
                       ping_interval=0)
@@ -383,3 +385,27 @@ def test_late_offer_and_early_media_are_anchored(rtpengine: Rtpengine) -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+def test_recorded_call_has_a_pcap_with_both_sides(tmp_path: Path) -> None:
+    if RTPENGINE is None:
+        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
+    recorder = Rtpengine(recording_dir=tmp_path)
+    recorder.start()
+
+    async def main() -> None:
+        async with anchored_call(recorder, record=True) as call:
+            await _flow(call, 0)
+            (call_id,) = [c.id for c in call.r.engine.calls]
+            assert call.hook.recording(call_id) == call_id
+            in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
+            await call.r.callee.request("BYE")
+        (pcap,) = (tmp_path / "pcaps").glob(f"{call_id}-*.pcap")
+        data = pcap.read_bytes()
+        # RTP from both parties, as rtpengine received it (their SSRCs)
+        assert b"\x00\x00\x11\x11" in data and b"\x00\x00\x22\x22" in data
+
+    try:
+        asyncio.run(main())
+    finally:
+        recorder.stop()

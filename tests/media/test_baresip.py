@@ -37,7 +37,9 @@ BARESIP = shutil.which("baresip")
 DUMPCAP = shutil.which("dumpcap")
 MODULES = Path("/usr/lib/baresip/modules")
 CALL_SECONDS = 6  # long enough for baresip's first RTCP reports and its final BYE
-PHONE_PORTS = (47000, 47999)  # baresip's RTP/RTCP ports: the capture tells its packets apart
+# baresip's RTP/RTCP ports, above Linux's ephemeral range and rtpengine's test ranges, so the
+# capture (which sees every test's loopback traffic) tells the phones' packets apart
+PHONE_PORTS = (61000, 61999)
 
 pytestmark = pytest.mark.skipif(
     BARESIP is None or DUMPCAP is None or not MODULES.is_dir(),
@@ -86,6 +88,34 @@ def _baresip_dir(root: Path, name: str, port: int, aor: str, *, answer: bool) ->
     return home
 
 
+async def _capturing(dumpcap: subprocess.Popen[bytes], capture: Path) -> bool:
+    """Whether dumpcap captures: probes (phone port to phone port, no number) until the file
+    grows past its header (dumpcap writes the header before it captures)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        header = None
+        for _ in range(100):
+            if dumpcap.poll() is not None:
+                return False
+            size = capture.stat().st_size if capture.exists() else None
+            if size is not None:
+                if header is not None and size > header:
+                    return True
+                header = size if header is None else header
+            probe.sendto(b"probe", ("127.0.0.1", PHONE_PORTS[1]))
+            await asyncio.sleep(0.1)
+    return False
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to `port` (from /proc: probing by bind could steal it)."""
+    wanted = f":{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(line.split()[1].endswith(wanted) for line in lines)
+
+
 def _datagrams(capture: Path) -> list[tuple[int, int, bytes]]:
     """(source port, destination port, payload) of every UDP datagram captured."""
     fields = subprocess.run(
@@ -96,7 +126,7 @@ def _datagrams(capture: Path) -> list[tuple[int, int, bytes]]:
     out = []
     for line in fields.splitlines():
         parts = line.split("\t")
-        if len(parts) == 3 and parts[0] and parts[2]:
+        if len(parts) == 3 and parts[0] and parts[1] and parts[2]:
             out.append((int(parts[0]), int(parts[1]), bytes.fromhex(parts[2])))
     return out
 
@@ -123,21 +153,22 @@ async def _call(rtpengine: Rtpengine, rtcp: str, root: Path) -> list[tuple[int, 
     engine.attach(endpoint)
     sipmask = await endpoint.listen("udp:127.0.0.1:0")
     capture = root / f"{rtcp}.pcapng"
-    dumpcap = subprocess.Popen([str(DUMPCAP), "-q", "-i", "lo", "-f", "udp", "-w", str(capture)],
+    only_phones = f"udp portrange {PHONE_PORTS[0]}-{PHONE_PORTS[1]}"  # nobody else's traffic
+    dumpcap = subprocess.Popen([str(DUMPCAP), "-q", "-i", "lo", "-f", only_phones, "-w",
+                                str(capture)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     callee = caller = None
     try:
-        for _ in range(100):  # the capture is running once its file exists
-            if capture.exists() or dumpcap.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        if dumpcap.poll() is not None:
+        if not await _capturing(dumpcap, capture):
             pytest.skip("dumpcap cannot capture on lo here")
         b_home = _baresip_dir(root, f"{rtcp}-b", b_port, CALLEE, answer=True)
         a_home = _baresip_dir(root, f"{rtcp}-a", a_port, CALLER, answer=False)
         callee = subprocess.Popen([BARESIP, "-f", str(b_home)], stdin=subprocess.DEVNULL,  # type: ignore[list-item]
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await asyncio.sleep(0.5)  # baresip has no readiness signal; a bound, not a check
+        for _ in range(100):  # ready once its SIP port is bound
+            if _udp_bound(b_port) or callee.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
         dialled = session.participants[0].proxy_identifier
         caller = subprocess.Popen(
             [BARESIP, "-f", str(a_home), "-t", str(CALL_SECONDS),  # type: ignore[list-item]
@@ -146,7 +177,7 @@ async def _call(rtpengine: Rtpengine, rtcp: str, root: Path) -> list[tuple[int, 
         deadline = time.monotonic() + CALL_SECONDS + 10
         while caller.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # the final RTCP and BYE drain through
+        await asyncio.sleep(2.0)  # the final RTCP and BYE drain through (a bound)
     finally:
         for process in (caller, callee, dumpcap):
             if process is not None and process.poll() is None:
@@ -172,20 +203,24 @@ def test_baresip_numbers_in_rtcp_through_rtpengine(rtpengine: Rtpengine, rtcp: s
     with tempfile.TemporaryDirectory() as tmp:
         datagrams = asyncio.run(_call(rtpengine, rtcp, Path(tmp)))
     caller_digits, callee_digits = CALLER[3:].encode(), CALLEE[3:].encode()
-    from_anchor = [(dst, p) for src, dst, p in datagrams
-                   if rtpengine.port_min <= src <= rtpengine.port_max]
-    to_anchor = [(dst, p) for src, dst, p in datagrams
-                 if rtpengine.port_min <= dst <= rtpengine.port_max]
-    assert len(from_anchor) > 20, "no media through rtpengine"  # RTP reached both phones
+    def phone(port: int) -> bool:
+        return PHONE_PORTS[0] <= port <= PHONE_PORTS[1]
+
+    def anchor(port: int) -> bool:
+        return rtpengine.port_min <= port <= rtpengine.port_max
+
+    from_anchor = [(dst, p) for src, dst, p in datagrams if anchor(src) and phone(dst)]
+    to_anchor = [(dst, p) for src, dst, p in datagrams if phone(src) and anchor(dst)]
+    assert len(from_anchor) > 20, f"no media through rtpengine ({len(datagrams)} captured)"
     # baresip does put its own number in its RTCP (so the capture would see it cross)
     sent_rtcp = [p for src, _, p in datagrams
                  if PHONE_PORTS[0] <= src <= PHONE_PORTS[1] and _rtcp_types(p)
                  and (caller_digits in p or callee_digits in p)]
-    assert sent_rtcp
+    assert sent_rtcp, "the phones sent no RTCP with their number"
     crossing = sorted({p[1] for _, p in from_anchor
                        if caller_digits in p or callee_digits in p})
     if rtcp == "drop":
-        assert crossing == []
+        assert crossing == [], crossing
         assert not [p for _, p in to_anchor if caller_digits in p or callee_digits in p]
         assert any(dst == 9 for src, dst, p in datagrams  # the phones obeyed a=rtcp:9
                    if PHONE_PORTS[0] <= src <= PHONE_PORTS[1] and _rtcp_types(p))
