@@ -409,3 +409,47 @@ def test_recorded_call_has_a_pcap_with_both_sides(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         recorder.stop()
+
+
+async def _deleted(client: NgClient, count: int) -> None:
+    for _ in range(int(BOUND / 0.02)):
+        if client.stats.commands.get("delete", 0) >= count and not client.instances[0].calls:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"deleted {client.stats.commands.get('delete', 0)} of {count}")
+
+
+def test_cancel_and_the_call_time_limit_delete_the_call(rtpengine: Rtpengine) -> None:
+    from sipmask.sip.layer import build_cancel
+
+    async def main() -> None:
+        config = MediaConfig(backend="rtpengine",
+                             rtpengine=(RtpengineInstance(rtpengine.address),))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        try:
+            async with rig(media=Anchoring(client, config), call_time_limit=1) as r:
+                invite = r.invite(body=offer_sdp(CALLER_MEDIA, 40000))
+                b_invite = await r.callee.request("INVITE")
+                r.callee.answer(b_invite, 180)
+                await r.caller.response(180)
+                assert client.instances[0].calls == 1
+                r.caller.send(build_cancel(invite), r.sipmask)
+                assert (await r.caller.response(487, method="INVITE")).status == 487
+                b_cancel = await r.callee.request("CANCEL")
+                r.callee.answer(b_cancel, 200)
+                r.callee.answer(b_invite, 487)
+                await _deleted(client, 1)
+
+                invite = r.invite(body=offer_sdp(CALLER_MEDIA, 40010))
+                b_invite = await r.callee.request("INVITE")
+                r.callee.answer(b_invite, 200, body=offer_sdp(CALLEE_MEDIA, 40020, owner="bob"))
+                ok = await r.caller.response(200, method="INVITE")
+                ack_for(r.caller, invite, ok, r.sipmask)
+                assert client.instances[0].calls == 1
+                await r.caller.request("BYE")  # the limit (1 s) hangs up both legs
+                await _deleted(client, 2)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
