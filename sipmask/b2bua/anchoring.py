@@ -16,6 +16,7 @@ depth), keeping the o= line the engine gave the leg.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -62,6 +63,9 @@ class Anchoring:
         self._direct: set[str] = set()
         self._last: dict[tuple[str, str], bytes] = {}
         """The last body sent on each (call, leg): resent when rtpengine is gone mid-call."""
+        self._busy: dict[str, asyncio.Future[None]] = {}
+        """The command in flight per call (the engine sends one at a time per call): `end`
+        waits for it, or a call ended during its first offer would stay in rtpengine."""
 
     def recording(self, call_id: str) -> str | None:
         """The reference of a call's recording (rtpengine names its files after it), or None
@@ -117,6 +121,9 @@ class Anchoring:
         return await self._command(call_id, leg, sdp, message)
 
     async def end(self, call_id: str) -> None:
+        busy = self._busy.get(call_id)
+        if busy is not None:
+            await busy
         self._direct.discard(call_id)
         self._last.pop((call_id, "caller"), None)
         self._last.pop((call_id, "callee"), None)
@@ -154,6 +161,8 @@ class Anchoring:
         if call_id in self._direct:
             return sdp
         new_call = not self.client.anchored(call_id)
+        done = asyncio.get_running_loop().create_future()
+        self._busy[call_id] = done
         try:
             reply = await self.client.call_command(call_id, message)
             body = reply.get(b"sdp")
@@ -165,6 +174,9 @@ class Anchoring:
         except (NgError, ParseError) as exc:
             self.stats.failures += 1
             return self._failed(call_id, leg, sdp, new_call, exc)
+        finally:
+            del self._busy[call_id]
+            done.set_result(None)
         if new_call:
             self.stats.calls_anchored += 1
         self._last[call_id, leg] = out

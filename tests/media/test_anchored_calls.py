@@ -453,3 +453,25 @@ def test_cancel_and_the_call_time_limit_delete_the_call(rtpengine: Rtpengine) ->
             await client.close()
 
     asyncio.run(main())
+
+
+def test_a_call_ended_during_its_first_offer_is_still_deleted(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        config = MediaConfig(backend="rtpengine",
+                             rtpengine=(RtpengineInstance(rtpengine.address),))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        hook = Anchoring(client, config)
+        try:
+            # the CANCEL arrives while rtpengine is still answering the offer
+            offer = asyncio.ensure_future(hook.offer("race", "callee",
+                                                     offer_sdp(CALLER_MEDIA, 40000)))
+            await asyncio.sleep(0)  # the offer is sent and awaits its reply
+            await hook.end("race")
+            await offer
+            assert client.stats.commands.get("delete") == 1
+            assert client.instances[0].calls == 0
+        finally:
+            await client.close()
+
+    asyncio.run(main())
