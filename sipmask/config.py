@@ -349,7 +349,8 @@ class MediaSide(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interface: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     """rtpengine interface name (`--interface=NAME/IP`) facing this side: the ng `direction`
     pair is built from the two sides' names (multi-homed hosts)."""
-    transport_protocol: Literal["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF"] | None = None
+    transport_protocol: Literal["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF",
+                                "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"] | None = None
     """The media profile this side is offered (SRTP terminated per leg); None: as offered."""
     address_family: Literal["IP4", "IP6"] | None = None
     """The address family this side gets (IPv4 <-> IPv6 bridging); None: as offered."""

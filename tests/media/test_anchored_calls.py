@@ -475,3 +475,31 @@ def test_a_call_ended_during_its_first_offer_is_still_deleted(rtpengine: Rtpengi
             await client.close()
 
     asyncio.run(main())
+
+
+def test_dtls_srtp_towards_the_callee_carries_rtpengine_fingerprint(
+        rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        config = MediaConfig(
+            backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
+            callee=MediaSide(transport_protocol="UDP/TLS/RTP/SAVP"))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        try:
+            async with rig(media=Anchoring(client, config)) as r:
+                r.invite(body=offer_sdp(CALLER_MEDIA, 40000))  # plain RTP/AVP
+                b_invite = await r.callee.request("INVITE")
+                assert b" UDP/TLS/RTP/SAVP 0" in b_invite.body
+                assert b"a=fingerprint:" in b_invite.body and b"a=setup:" in b_invite.body
+                callee_fingerprint = b"a=fingerprint:sha-256 " + b":".join(
+                    b"AB" for _ in range(32))
+                r.callee.answer(b_invite, 200, body=offer_sdp(
+                    CALLEE_MEDIA, 40002, owner="bob", proto="UDP/TLS/RTP/SAVP")
+                    + callee_fingerprint + b"\r\na=setup:active\r\n")
+                ok = await r.caller.response(200, method="INVITE")
+                assert b" RTP/AVP 0" in ok.body  # the caller stays plain
+                assert b"a=fingerprint" not in ok.body and b"a=setup" not in ok.body
+        finally:
+            await client.close()
+
+    asyncio.run(main())
