@@ -25,7 +25,8 @@ _ranges = itertools.count(0)
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -53,7 +54,7 @@ class Rtpengine:
             self.process = subprocess.Popen(
                 [RTPENGINE, "--table=-1", "--config-file=none", "--foreground",
                  "--log-stderr", "--no-log-timestamps", "--interface=127.0.0.1",
-                 "--interface=::1",
+                 *(["--interface=::1"] if loopback_bindable("::1") else []),
                  f"--listen-ng=127.0.0.1:{self.ng_port}",
                  f"--port-min={self.port_min}", f"--port-max={self.port_max}",
                  "--log-level=6", *self._recording()],
@@ -170,8 +171,9 @@ class _Sink(asyncio.DatagramProtocol):
 
 
 def loopback_bindable(host: str) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.bind((host, 0))
     except OSError:
         return False

@@ -68,24 +68,26 @@ def _rtcp_port(body: bytes, rtp_port: int) -> int:
 
 @contextlib.asynccontextmanager
 async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop", on_failure: str = "reject",
-                        record: bool = False) -> AsyncIterator[MediaCall]:
+                        record: bool = False, callee_host: str = CALLEE_MEDIA,
+                        callee: MediaSide | None = None) -> AsyncIterator[MediaCall]:
     config = MediaConfig(
         backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
         timeout_ms=200, retries=1, ping_interval=0, on_failure=on_failure,  # type: ignore[arg-type]
         rtcp=rtcp, record=record,  # type: ignore[arg-type]
+        **({} if callee is None else {"callee": callee}),
     )
     client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], timeout=0.2, retries=1,
                       ping_interval=0)
     await client.start()
     hook = Anchoring(client, config)
     alice = await MediaEndpoint().start(CALLER_MEDIA)
-    bob = await MediaEndpoint().start(CALLEE_MEDIA)
+    bob = await MediaEndpoint().start(callee_host)
     try:
         async with rig(media=hook) as r:
             invite = r.invite(body=offer_sdp(CALLER_MEDIA, alice.port))
             b_invite = await r.callee.request("INVITE")
             b_ok = r.callee.answer(b_invite, 200,
-                                   body=offer_sdp(CALLEE_MEDIA, bob.port, owner="bob"))
+                                   body=offer_sdp(callee_host, bob.port, owner="bob"))
             await r.callee.request("ACK")
             ok = await r.caller.response(200, method="INVITE")
             ack_for(r.caller, invite, ok, r.sipmask)
@@ -501,5 +503,19 @@ def test_dtls_srtp_towards_the_callee_carries_rtpengine_fingerprint(
                 assert b"a=fingerprint" not in ok.body and b"a=setup" not in ok.body
         finally:
             await client.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(not loopback_bindable("::1"), reason="no IPv6 loopback here")
+def test_ipv4_caller_and_ipv6_callee_hear_each_other(rtpengine: Rtpengine) -> None:
+    async def main() -> None:
+        async with anchored_call(rtpengine, callee_host="::1",
+                                 callee=MediaSide(address_family="IP6")) as call:
+            assert call.to_anchor_from_bob[0] == "::1"  # rtpengine's IPv6 side
+            assert call.to_anchor_from_alice[0] == "127.0.0.1"
+            await _flow(call, 0)
+            in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
+            await call.r.callee.request("BYE")
 
     asyncio.run(main())
