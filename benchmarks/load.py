@@ -8,7 +8,9 @@ Run from the repository root:
     .venv/bin/python -m benchmarks.load --systems direct,sipmask-memory --rates 500,1000,2000
 
 Systems: `direct` (SIPp calling SIPp: the load generator's ceiling), `sipmask-memory`,
-`sipmask-redis` (a throwaway redis-server), `sippy` (Sippy B2BUA, PyPI `sippy`) and `kamailio`
+`sipmask-redis` (a throwaway redis-server), `sipmask-rtpengine` (sipmask-memory with every
+call's SDP anchored on a userspace rtpengine pinned beside it; SIPp sends no RTP, so this is
+the signalling and ng cost of anchoring), `sippy` (Sippy B2BUA, PyPI `sippy`) and `kamailio`
 (a stateful proxy with Record-Route and topology hiding, benchmarks/peers/kamailio.cfg). The
 systems take turns step by step, so drift on a shared machine hits all alike. With two or more
 CPUs the system under test (and its redis-server) is pinned to core 0 and both SIPps to core 1.
@@ -52,7 +54,7 @@ SCENARIOS = ROOT / "benchmarks" / "sipp"
 PEERS = ROOT / "benchmarks" / "peers"
 TOKEN = "bench-token"
 POOL = ("+918000000001", "+918000000002")
-SYSTEMS = ("direct", "sipmask-memory", "sipmask-redis", "sippy", "kamailio")
+SYSTEMS = ("direct", "sipmask-memory", "sipmask-redis", "sipmask-rtpengine", "sippy", "kamailio")
 # scenario name -> (caller, callee, requests the caller sends per call: the retransmission base)
 FLOWS = {
     "basic": ("uac.xml", "uas.xml", 3),
@@ -285,6 +287,9 @@ class Sipmask(System):
         super().__init__(*args)
         self.backend, self.profile = backend, profile
         self.api_port = 0
+        # sipmask-rtpengine: the memory store, every call's media anchored on an rtpengine
+        # (userspace) pinned with sipmask, so its CPU counts in the CPU per call.
+        self.store_backend = "memory" if backend == "rtpengine" else backend
 
     def start(self) -> None:
         redis_url = "redis://127.0.0.1:6379/0"
@@ -299,11 +304,14 @@ class Sipmask(System):
             self.extra.append(process)
             wait_for(lambda: tcp_listening(port), "redis-server", process)
             redis_url = f"redis://{HOST}:{port}/0"
+        media = ""
+        if self.backend == "rtpengine":
+            media = self.start_rtpengine()
         config = self.workdir / f"{self.name}.toml"
         config.write_text(
-            SIPMASK_CONFIG.format(
+            media + SIPMASK_CONFIG.format(
                 token=TOKEN,
-                backend=self.backend,
+                backend=self.store_backend,
                 redis_url=redis_url,
                 pool=json.dumps(list(POOL)),
                 callee_port=self.callee_port,
@@ -334,6 +342,22 @@ class Sipmask(System):
         wait_for(ready, self.name, self.process)
         self.port, self.api_port = ports["udp"], ports["api"]
         self.write_csv(self.provision())
+
+    def start_rtpengine(self) -> str:
+        """An rtpengine for sipmask-rtpengine; returns the [media] config that points at it."""
+        binary = shutil.which("rtpengine")
+        if binary is None:
+            raise RuntimeError("rtpengine not on PATH (apt-get install rtpengine-daemon)")
+        ng = free_port()
+        # No delete delay: at hundreds of calls/s the default 30 s would hold every port.
+        command = [binary, "--table=-1", "--config-file=none", "--foreground", "--log-stderr",
+                   f"--interface={HOST}", f"--listen-ng={HOST}:{ng}", "--port-min=20000",
+                   "--port-max=59999", "--delete-delay=0", "--log-level=3"]  # fmt: skip
+        process = self.popen(command, "rtpengine.log")
+        self.extra.append(process)
+        wait_for(lambda: udp_bound(ng), "rtpengine", process)
+        return (f'[media]\nbackend = "rtpengine"\nping_interval = 0.0\n'
+                f'[[media.rtpengine]]\naddress = "{HOST}:{ng}"\n\n')
 
     def provision(self) -> list[tuple[str, str]]:
         """POST /v1/sessions once per caller over one keep-alive connection."""

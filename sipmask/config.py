@@ -341,6 +341,57 @@ class ProcessConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Seconds calls in progress may continue after SIGTERM before the process exits."""
 
 
+class RtpengineInstance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One rtpengine's ng control listener."""
+
+    address: str
+    """ip:port of its ng UDP port (`listen-ng`)."""
+    weight: Annotated[int, Meta(ge=1, le=1_000)] = 1
+    """Share of new calls (calls go to the lowest calls/weight)."""
+
+
+class MediaSide(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How rtpengine presents media towards one side of the call."""
+
+    interface: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    """rtpengine interface name (`--interface=NAME/IP`) facing this side: the ng `direction`
+    pair is built from the two sides' names (multi-homed hosts)."""
+    transport_protocol: Literal["RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF",
+                                "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"] | None = None
+    """The media profile this side is offered (SRTP terminated per leg); None: as offered."""
+    address_family: Literal["IP4", "IP6"] | None = None
+    """The address family this side gets (IPv4 <-> IPv6 bridging); None: as offered."""
+    ice: Literal["remove", "force", "default"] = "remove"
+    flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
+    """Extra ng `flags` for offers and answers sent to this side."""
+
+
+class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Media anchoring (docs/media.md)."""
+
+    backend: Literal["none", "rtpengine"] = "none"
+    rtpengine: tuple[RtpengineInstance, ...] = ()
+    timeout_ms: Annotated[int, Meta(ge=10, le=10_000)] = 1_000
+    """Wait for an ng reply before retransmitting."""
+    retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    ping_interval: Annotated[float, Meta(ge=0.0, le=3_600.0)] = 5.0
+    """Seconds between pings of each instance (a down one comes back on a pong); 0: never."""
+    on_failure: Literal["reject", "direct"] = "reject"
+    """No rtpengine answers a new call's offer: 503 it, or let media flow directly."""
+    caller: MediaSide = MediaSide()
+    callee: MediaSide = MediaSide()
+    rtcp: Literal["drop", "regenerate", "relay"] = "drop"
+    """What a party's RTCP (SDES CNAME, BYE reason: identities) does (docs/media.md):
+    "regenerate": rtpengine replaces it by its own reports (compounds without SR/RR still
+    cross); "drop": regenerate, and each side is told to send its RTCP to a discard port;
+    "relay": passed on as sent."""
+    flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
+    """Extra ng `flags` on every offer and answer."""
+    record: bool = False
+    """Record every anchored call (rtpengine's `record call`, files under its
+    `--recording-dir`, named after the call id, with `sipmask_call:<id>` as metadata)."""
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole configuration file."""
 
@@ -355,6 +406,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
     process: ProcessConfig = ProcessConfig()
+    media: MediaConfig = MediaConfig()
 
     @property
     def readonly_pools(self) -> frozenset[str]:
@@ -749,6 +801,17 @@ def _semantic(
         err("calls.fallback", 'no_binding = "fallback" needs a fallback URI')
 
     _check_webhooks(config.webhooks, err)
+    _check_media(config.media, err)
+
+
+def _check_media(media: MediaConfig, err: Any) -> None:
+    for i, instance in enumerate(media.rtpengine):
+        _check_hostport(instance.address, f"media.rtpengine[{i}].address", err)
+    if media.backend == "rtpengine" and not media.rtpengine:
+        err("media.rtpengine", 'backend = "rtpengine" needs at least one [[media.rtpengine]]')
+    if (media.caller.interface is None) != (media.callee.interface is None):
+        err("media.callee.interface" if media.caller.interface else "media.caller.interface",
+            "name both sides' interfaces or neither")
 
 
 def _check_webhooks(hooks: WebhooksConfig, err: Any) -> None:

@@ -62,6 +62,7 @@ from .webhooks import WebhookSender
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .b2bua.media import MediaHook
     from .metrics import Metrics
     from .node import Children, WorkerSetup
 
@@ -620,7 +621,8 @@ async def _start_sip(
     for a worker)."""
     sip = config.sip
     router = worker.router() if worker is not None else None
-    engine = B2BUA(config, store, events=events, hooks=hooks,
+    media = await _start_media(stack, config)
+    engine = B2BUA(config, store, events=events, hooks=hooks, media=media,
                    call_ids=router.mint if router is not None else None)
     layer = TransactionLayer(
         sip.timers,
@@ -662,6 +664,28 @@ async def _start_sip(
                 log.info("SIP listening on %s:%s:%d", spec.transport, bound.host, bound.port)
     endpoint.start_mailbox()
     return engine, endpoint
+
+
+async def _start_media(stack: contextlib.AsyncExitStack, config: Config) -> MediaHook | None:
+    """The media hook of `[media]`: rtpengine anchoring, or None (media flows directly).
+    Closed after the engine (pushed first), so the engine's last calls still get deleted."""
+    media = config.media
+    if media.backend != "rtpengine":
+        return None
+    from .b2bua.anchoring import Anchoring
+    from .media.ng import NgClient
+
+    instances = []
+    for instance in media.rtpengine:
+        address = parse_hostport(instance.address)
+        instances.append((address.host, address.port, instance.weight))
+    client = NgClient(instances, timeout=media.timeout_ms / 1000, retries=media.retries,
+                      ping_interval=media.ping_interval)
+    await client.start()
+    stack.push_async_callback(client.close)
+    log.info("media anchored through %d rtpengine instance(s), on failure: %s",
+             len(instances), media.on_failure)
+    return Anchoring(client, media)
 
 
 async def _start_site(

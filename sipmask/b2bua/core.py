@@ -37,7 +37,7 @@ from ..webhooks import WebhookSender
 from . import numbers
 from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .dns import SipResolver
-from .media import MediaHook
+from .media import MediaHook, MediaRefused
 from .routing import Router, TrunkState
 from .timers import CallTimers, Owner, TimerOwner
 
@@ -213,6 +213,12 @@ class CallControl:
                     hook = self.media.offer if kind == "offer" else self.media.answer
                     try:
                         message.body = await hook(call.id, leg, message.body)
+                    except MediaRefused:
+                        if call.phase is Phase.ANSWERED:
+                            self._hang_up(call, None, "failed", cause="media")
+                        else:
+                            self._fail(call, 503, "failed", "media")
+                        return
                     except Exception:
                         log.exception("call %s: media hook failed; SDP sent as rebuilt", call.id)
                 call.outbox.popleft()

@@ -7,6 +7,9 @@ none), `answer` for an SDP answer. The hook may rewrite addresses and ports (anc
 may take its time (it is async); the engine keeps the messages of one call in order while it
 waits. `end` is called once when the call ends. The default is no hook at all: bodies go
 out as rebuilt, with no task and no await on the hot path.
+
+A hook that cannot anchor a call and must not let its media flow directly raises
+`MediaRefused`: the engine answers the caller 503 (before the call is answered) or hangs up.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 SdpKind = Literal["offer", "answer"]
+
+
+class MediaRefused(Exception):
+    """The hook refuses to send this body: end the call (503 when not yet answered)."""
 
 
 class MediaHook(Protocol):
