@@ -20,7 +20,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from .privacy import mask_numbers_in
+from .privacy import mask_numbers_in, mask_structure
 
 DEFAULT_API = "http://127.0.0.1:8080"
 ENV_API_TOKEN = "SIPMASK_API_TOKEN"
@@ -226,7 +226,9 @@ def _print_session(args: argparse.Namespace, s: dict[str, Any]) -> None:
         print(f"  {label}  {_party(args, p.get('identifier')):<24} dials "
               f"{p.get('proxy_identifier')}{route}")
     if s.get("metadata"):
-        print("  metadata " + _party(args, json.dumps(s["metadata"])))
+        # Masked field by field (ids whole), not as one line of JSON text.
+        metadata = s["metadata"] if args.show_numbers else mask_structure(s["metadata"])
+        print("  metadata " + json.dumps(metadata))
 
 
 # --- commands ----------------------------------------------------------------------------------
