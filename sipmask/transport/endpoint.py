@@ -97,6 +97,15 @@ def _family(host: str) -> int:
         return socket.AF_INET  # a name
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def format_hostport(address: Address) -> str:
     """Address -> 'host:port' with IPv6 literals in brackets (RFC 3261 §25.1)."""
     host = f"[{address.host}]" if ":" in address.host else address.host
@@ -368,9 +377,11 @@ class SipEndpoint:
                 try:
                     self._on_event(self, event)
                 except Exception:
-                    # One failing call must not stop the others (STYLE.md §4).
+                    # One failing call must not stop the others (STYLE.md §4), and must not
+                    # keep its transaction: the layer answers what the event left open.
                     self.callback_errors += 1
                     log.exception("application callback failed on %s", type(event).__name__)
+                    layer.tu_failed(event, self.loop.time())
             self._flush()
             self._arm()
         finally:
@@ -378,27 +389,35 @@ class SipEndpoint:
 
     def _flush(self) -> None:
         for data, dest in self.layer.datagrams_to_send(self.loop.time()):
-            flow = self._flows.get(dest)
-            if isinstance(flow, StreamConnection):
-                if flow.is_open:
-                    flow.send(data)
-                    continue
-                live = self.tcp.get(dest)
-                if live is not None:
-                    live.send(data)
-                else:
-                    self.unroutable += 1  # its connection is gone (no reconnect to sent-by)
-                continue
-            if flow is None:
-                live = self.tcp.get(dest)  # a connection whose flow entry was evicted
-                if live is not None:
-                    live.send(data)
-                    continue
-                flow = self._default_udp(dest)
-                if flow is None:
-                    self.unroutable += 1
-                    continue
-            flow.send(data, dest)
+            # Each send is its own error boundary: one bad destination loses one datagram,
+            # never the rest of the batch or (from a timer) the re-arming that follows.
+            try:
+                self._send_one(data, dest)
+            except Exception:  # the loop must go on whatever a socket says
+                self.unroutable += 1
+                log.debug("cannot send to %s", dest, exc_info=True)
+
+    def _send_one(self, data: bytes, dest: Address) -> None:
+        flow = self._flows.get(dest)
+        if isinstance(flow, StreamConnection):
+            live = flow if flow.is_open else self.tcp.get(dest)
+            if live is not None:
+                live.send(data)
+            else:
+                self.unroutable += 1  # its connection is gone (no reconnect to sent-by)
+            return
+        if flow is None:
+            live = self.tcp.get(dest)  # a connection whose flow entry was evicted
+            if live is not None:
+                live.send(data)
+                return
+            flow = self._default_udp(dest)
+        if flow is None or not _is_ip_literal(dest.host):
+            # No socket of that family, or a name (resolving is RFC 3263's job, and a
+            # blocking lookup here would stall the loop).
+            self.unroutable += 1
+            return
+        flow.send(data, dest)
 
     def _default_udp(self, dest: Address) -> UdpListener | None:
         family = _family(dest.host)  # a name counts as IPv4: resolving is RFC 3263's job
