@@ -153,6 +153,9 @@ class TransactionLayer:
         overload_status: the refusal's status (503 makes RFC 3263 clients fail over).
         overload_retry_after: Retry-After seconds on the refusal, or None for none.
         tag_factory: makes To tags for responses the layer builds itself.
+        max_transactions_per_source: server transactions in progress from one IP address
+            beyond which its new INVITEs are refused like beyond `max_transactions`; None
+            for no such bound.
         answer_timeout: seconds a non-INVITE server transaction may wait for the TU's final
             response; then it is forgotten (its client gave up at 64*T1 anyway).
         invite_answer_timeout: the same for an INVITE (ringing included); then it is
@@ -169,7 +172,12 @@ class TransactionLayer:
         tag_factory: Callable[[], str] | None = None,
         answer_timeout: float = 64.0,
         invite_answer_timeout: float = 900.0,
+        max_transactions_per_source: int | None = None,
     ) -> None:
+        self.max_transactions_per_source = max_transactions_per_source
+        # In-progress server transactions by source IP (kept only with a per-source bound).
+        self._per_source: dict[str, int] = {}
+        self._source_of: dict[TransactionKey, str] = {}
         self.timers = timers
         self.answer_timeout = answer_timeout
         self.invite_answer_timeout = invite_answer_timeout
@@ -254,7 +262,12 @@ class TransactionLayer:
         dest = response_address(via, source, reliable, self.maddr_allowed)
         _stamp_via(request, via, source)
         invite = request.method == "INVITE"
-        if invite and (self.shed_invites or self.stats.in_progress >= self.max_transactions):
+        per_source = self.max_transactions_per_source
+        if invite and (
+            self.shed_invites
+            or self.stats.in_progress >= self.max_transactions
+            or (per_source is not None and self._per_source.get(source.host, 0) >= per_source)
+        ):
             self._refuse(request, dest)
             return
         server: _ServerTransaction
@@ -263,6 +276,9 @@ class TransactionLayer:
         else:
             server = ServerNonInviteTransaction(self, key, request, dest, reliable)
         self._add(server)
+        if per_source is not None:
+            self._source_of[key] = source.host
+            self._per_source[source.host] = self._per_source.get(source.host, 0) + 1
         # The TU answers, or this bound frees the transaction (`_on_unanswered`).
         bound = self.invite_answer_timeout if invite else self.answer_timeout
         self.arm(server, Timer.ANSWER, now + bound)
@@ -538,6 +554,14 @@ class TransactionLayer:
             transaction.in_progress = False
             self.stats.in_progress -= 1
             transaction.timers.pop(Timer.ANSWER, None)  # answered: the bound is moot
+            if self._source_of:
+                host = self._source_of.pop(transaction.key, None)
+                if host is not None:
+                    left = self._per_source[host] - 1
+                    if left:
+                        self._per_source[host] = left
+                    else:
+                        del self._per_source[host]
 
     def terminate(self, transaction: Transaction) -> None:
         self.settled(transaction)  # Timers B and F end a transaction still in progress

@@ -39,9 +39,13 @@ from .._core import Request, Response
 from ..sip.events import Address, SipEvent, TransactionKey
 from ..sip.layer import TransactionLayer
 from .stream import (
+    DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_PER_SOURCE,
+    DEFAULT_MESSAGE_TIMEOUT,
     ConnectionTable,
     StreamConnection,
 )
@@ -125,6 +129,10 @@ class SipEndpoint:
         max_message: largest message on a TCP connection (the framer's buffer limit).
         idle_timeout: seconds after which a silent TCP connection is closed.
         max_connections: open TCP/TLS connections beyond which new ones are refused.
+        max_connections_per_source: the same, from one IP address.
+        message_timeout: seconds a begun TCP message may take to arrive completely.
+        max_buffered: octets of unfinished TCP messages held over all connections.
+        close_timeout: seconds a closing TCP/TLS connection gets before it is aborted.
         router: with several workers, which datagrams this worker handles (the others are
             handed to their owner, `workers.py`); None handles everything.
     """
@@ -139,6 +147,10 @@ class SipEndpoint:
         max_message: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_source: int = DEFAULT_MAX_PER_SOURCE,
+        message_timeout: float = DEFAULT_MESSAGE_TIMEOUT,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         router: CallIdRouter | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -155,6 +167,10 @@ class SipEndpoint:
             max_message=max_message,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_per_source=max_connections_per_source,
+            message_timeout=message_timeout,
+            max_buffered=max_buffered,
+            close_timeout=close_timeout,
         )
         self.tcp_listening: list[Address] = []
         # (transport, address family, the address peers are told: advertise or bound)

@@ -160,3 +160,17 @@ def test_the_source_policy_runs_before_a_malformed_request_is_answered() -> None
     layer.receive_datagram(malformed, TRUNK, 0.0)
     ((data, _),) = layer.datagrams_to_send(0.0)
     assert sipmask.parse(data).status == 400  # type: ignore[union-attr]
+
+
+def test_one_source_cannot_take_every_transaction_slot() -> None:
+    layer = TransactionLayer(max_transactions=100, max_transactions_per_source=2)
+    for n in range(3):
+        layer.receive_datagram(raw(branch=f"z9hG4bKps{n}"), TRUNK, 0.0)
+    layer.receive_datagram(raw(branch="z9hG4bKother"), OUTSIDER, 0.0)
+    assert layer.stats.refused == 1 and layer.stats.in_progress == 3
+    keys = [e.key for e in drain(layer) if isinstance(e, RequestReceived)]
+    assert len(keys) == 3
+    for key in keys:  # answered: the source's slots come back
+        layer.fail_request(key, 0.0, 486)
+    layer.receive_datagram(raw(branch="z9hG4bKps9"), TRUNK, 0.0)
+    assert layer.stats.refused == 1 and layer.stats.in_progress == 1
