@@ -111,7 +111,7 @@ class StreamConnection(asyncio.Protocol):
         self._table.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is None:
+        if self._transport is None or self._transport.is_closing():
             return
         table = self._table
         now = self.last_activity = table.loop.time()
@@ -144,6 +144,11 @@ class StreamConnection(asyncio.Protocol):
         if pings:
             self._keepalives = framer.keepalives
             self.send(PONG * pings)  # RFC 5626 §4.4.1: a CRLF pong per CRLFCRLF ping
+        if not framer.buffered:
+            # Nothing pending: the framer goes, and with it the buffer a large message grew
+            # (a bytearray keeps its size once grown); the next octet makes a fresh one.
+            self._framer = None
+            self._keepalives = 0
         assert self.peer is not None
         for frame in frames:
             if self._transport is None:

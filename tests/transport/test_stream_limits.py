@@ -214,3 +214,28 @@ def test_metrics_show_the_tcp_gauges_live_and_summed_over_workers(loop):
             await endpoint.close()
 
     run(loop, main())
+
+
+def test_a_connection_keeps_no_buffer_once_its_message_is_complete(loop):
+    async def main() -> None:
+        endpoint, server = await _endpoint()
+        client = None
+        try:
+            client = await _open(server, b"")
+            name = client.get_extra_info("sockname")
+            big = request("OPTIONS", server, Address(name[0], name[1]), transport="TCP",
+                          extra=f"X-Pad: {'a' * 30_000}\r\n")
+            client.write(big[:-10])
+            await wait_until(lambda: endpoint.tcp.buffered > 30_000)
+            client.write(big[-10:])
+            await wait_until(lambda: endpoint.tcp.stats.received == 1)
+            (connection,) = list(endpoint.tcp)
+            assert connection._framer is None  # the grown buffer went with the framer
+            client.write(b"\r\n\r\n")  # a ping still gets its pong on a fresh framer
+            await wait_until(lambda: endpoint.tcp.stats.sent >= 2)
+        finally:
+            if client is not None:
+                await _close([client])
+            await endpoint.close()
+
+    run(loop, main())
