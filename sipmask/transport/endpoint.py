@@ -110,6 +110,12 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def _worth_logging(count: int) -> bool:
+    """Log the first 100 failures in full, then every 1,000th: a bug a peer can trigger at
+    will must not become a flood of tracebacks (the counters keep the exact number)."""
+    return count <= 100 or count % 1_000 == 0
+
+
 def format_hostport(address: Address) -> str:
     """Address -> 'host:port' with IPv6 literals in brackets (RFC 3261 §25.1)."""
     host = f"[{address.host}]" if ":" in address.host else address.host
@@ -310,7 +316,8 @@ class SipEndpoint:
             # The layer promises not to raise for remote input; should a bug break that
             # promise, this message is lost, not the listener (STYLE.md §4).
             self.internal_errors += 1
-            log.exception("the SIP layer failed on a message from %s", source)
+            if _worth_logging(self.internal_errors):
+                log.exception("the SIP layer failed on a message from %s", source)
         self._service()
 
     def _remember(self, source: Address, flow: Flow) -> None:
@@ -396,7 +403,9 @@ class SipEndpoint:
                     # One failing call must not stop the others (STYLE.md §4), and must not
                     # keep its transaction: the layer answers what the event left open.
                     self.callback_errors += 1
-                    log.exception("application callback failed on %s", type(event).__name__)
+                    if _worth_logging(self.callback_errors):
+                        log.exception("application callback failed on %s (%d so far)",
+                                      type(event).__name__, self.callback_errors)
                     layer.tu_failed(event, self.loop.time())
             self._flush()
             self._arm()
