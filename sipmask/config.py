@@ -146,10 +146,28 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Event-loop lag (seconds, smoothed) beyond which new INVITEs are refused with
     `overload_status` before any work is spent on them; 0 turns this off."""
     """Retry-After seconds on the refusal; 0 sends none."""
-    tcp_idle_timeout: _IdleSeconds = 300.0
+    tcp_idle_timeout: _IdleSeconds = 60.0
     """Seconds after which a silent TCP/TLS connection is closed."""
     max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     """Open TCP/TLS connections beyond which new ones are refused."""
+    max_connections_per_source: Annotated[int, Meta(ge=1, le=1_000_000)] = 100
+    """The same, from one IP address (one address cannot take every slot)."""
+    tcp_message_timeout: Annotated[float, Meta(gt=0.0, le=3_600.0)] = 10.0
+    """Seconds a begun TCP/TLS message may take to arrive completely (slowloris)."""
+    tcp_max_buffered: Annotated[int, Meta(ge=65_536, le=1 << 32)] = 4 * 1024 * 1024
+    """Octets of unfinished TCP/TLS messages held over all connections; the connection whose
+    data would pass it is closed."""
+    tcp_close_timeout: Annotated[float, Meta(gt=0.0, le=60.0)] = 1.0
+    """Seconds a closing TCP/TLS connection gets for its goodbye (close_notify) at shutdown."""
+    max_transactions_per_source: _Transactions | None = None
+    """Server transactions in progress from one IP address beyond which its new INVITEs are
+    refused like beyond `max_transactions`; none by default (a trunk is often one address)."""
+    answer_timeout: Annotated[float, Meta(ge=1.0, le=3_600.0)] = 64.0
+    """Seconds a non-INVITE request may wait for sipmask's answer before its transaction is
+    freed (a backstop for bugs: sipmask answers at once or within Timer F)."""
+    invite_answer_timeout: Annotated[float, Meta(ge=1.0, le=86_400.0)] = 900.0
+    """Seconds an INVITE may wait for sipmask's final response, ringing included, before it
+    is answered 500 and freed (keep it above `[calls] ring_timeout` and `timer_c`)."""
     unknown_source: Literal["drop", "reject"] = "drop"
     """Requests from an address outside every trunk's inbound networks: silently dropped, or
     rejected with 403 (dropping teaches a scanner nothing)."""
@@ -913,7 +931,7 @@ max_message_size = 65535
 max_transactions = 10000
 overload_status = 503
 retry_after = 5
-tcp_idle_timeout = 300.0
+tcp_idle_timeout = 60.0
 unknown_source = "drop"
 
 [sip.timers]

@@ -143,6 +143,26 @@ class SipmaskCollector(Collector):
                            endpoint.internal_errors)
             yield _counter("sipmask_sip_unroutable",
                            "Messages with no socket to leave on.", endpoint.unroutable)
+            yield _counter("sipmask_sip_tu_errors",
+                           "Requests the call engine failed on, answered 500 by the layer.",
+                           layer.tu_errors)
+            yield _counter("sipmask_sip_unanswered",
+                           "Server transactions freed because nothing answered them in time.",
+                           layer.unanswered)
+            tcp = endpoint.tcp
+            yield _gauge("sipmask_tcp_connections_open", "TCP/TLS connections open.",
+                         tcp.open_connections)
+            yield _gauge("sipmask_tcp_buffered_bytes",
+                         "Octets of unfinished TCP/TLS messages held.", tcp.buffered)
+            yield _counter("sipmask_tcp_connections_refused",
+                           "TCP/TLS connections refused: max_connections or "
+                           "max_connections_per_source open.", tcp.stats.refused_connections)
+            yield _counter("sipmask_tcp_closed_over_buffered",
+                           "TCP/TLS connections closed at the buffered-bytes cap.",
+                           tcp.stats.over_buffered)
+            yield _counter("sipmask_tcp_closed_slow",
+                           "TCP/TLS connections closed: a message took longer than "
+                           "tcp_message_timeout.", tcp.stats.slow_messages)
             received = CounterMetricFamily("sipmask_udp_datagrams_received",
                                            "Datagrams accepted by the UDP listeners.",
                                            labels=["listener"])
@@ -204,6 +224,11 @@ def snapshot(engine: B2BUA, endpoint: SipEndpoint) -> dict[str, Any]:
             "unroutable": endpoint.unroutable,
             "responses_sent": {str(k): v for k, v in endpoint.responses_sent.items()},
         },
+        "tcp": {
+            "open_connections": endpoint.tcp.open_connections,
+            "buffered": endpoint.tcp.buffered,
+            **{key: getattr(endpoint.tcp.stats, key) for key in _TCP_COUNTERS},
+        },
         "udp": [
             {"listener": f"{u.local.host}:{u.local.port}" if u.local else "-",
              "received": u.stats.received, "sent": u.stats.sent,
@@ -224,6 +249,9 @@ async def publish_snapshots(engine: B2BUA, endpoint: SipEndpoint, path: Path) ->
         except OSError as exc:
             log.debug("worker counters not written: %s", exc)
         await asyncio.sleep(SNAPSHOT_INTERVAL)
+
+
+_TCP_COUNTERS = ("refused_connections", "over_buffered", "slow_messages")
 
 
 def read_snapshots(directory: Path) -> list[dict[str, Any]]:
@@ -247,7 +275,11 @@ def aggregate(snapshots: list[dict[str, Any]]) -> tuple[Any, Any]:
     ends: dict[str, int] = {}
     responses: dict[int, int] = {}
     udp: dict[str, dict[str, int]] = {}
+    tcp = dict.fromkeys(("open_connections", "buffered", *_TCP_COUNTERS), 0)
     for snap in snapshots:
+        for key, value in snap.get("tcp", {}).items():
+            if key in tcp:
+                tcp[key] += value
         for key, value in snap["engine"].items():
             if key in flags:
                 flags[key] = flags[key] or bool(value)
@@ -276,8 +308,12 @@ def aggregate(snapshots: list[dict[str, Any]]) -> tuple[Any, Any]:
         host, _, port = name.rpartition(":")
         listeners.append(SimpleNamespace(local=SimpleNamespace(host=host, port=port),
                                          stats=SimpleNamespace(**counts)))
+    tcp_stats = SimpleNamespace(**{key: tcp[key] for key in _TCP_COUNTERS})
     endpoint = SimpleNamespace(layer=SimpleNamespace(stats=SimpleNamespace(**layer)),
-                               udp=listeners, responses_sent=responses, **ends)
+                               udp=listeners, responses_sent=responses,
+                               tcp=SimpleNamespace(open_connections=tcp["open_connections"],
+                                                   buffered=tcp["buffered"], stats=tcp_stats),
+                               **ends)
     return engine, endpoint
 
 

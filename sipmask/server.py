@@ -264,8 +264,12 @@ _AT_RESTART: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("sip.timers", lambda c: c.sip.timers),
     ("sip.max_message_size", lambda c: c.sip.max_message_size),
     ("sip.max_transactions", lambda c: (c.sip.max_transactions, c.sip.overload_status,
-                                        c.sip.retry_after)),
-    ("sip.tcp_idle_timeout", lambda c: (c.sip.tcp_idle_timeout, c.sip.max_connections)),
+                                        c.sip.retry_after, c.sip.max_transactions_per_source,
+                                        c.sip.answer_timeout, c.sip.invite_answer_timeout)),
+    ("sip.tcp_idle_timeout", lambda c: (c.sip.tcp_idle_timeout, c.sip.max_connections,
+                                        c.sip.max_connections_per_source,
+                                        c.sip.tcp_message_timeout, c.sip.tcp_max_buffered,
+                                        c.sip.tcp_close_timeout)),
     ("api", lambda c: c.api),
     ("metrics", lambda c: c.metrics),
     ("store", lambda c: c.store),
@@ -629,6 +633,9 @@ async def _start_sip(
         max_transactions=sip.max_transactions,
         overload_status=sip.overload_status,
         overload_retry_after=sip.retry_after or None,
+        max_transactions_per_source=sip.max_transactions_per_source,
+        answer_timeout=sip.answer_timeout,
+        invite_answer_timeout=sip.invite_answer_timeout,
     )
     endpoint = SipEndpoint(
         engine.handle,
@@ -638,6 +645,10 @@ async def _start_sip(
         max_message=sip.max_message_size,
         idle_timeout=sip.tcp_idle_timeout,
         max_connections=sip.max_connections,
+        max_connections_per_source=sip.max_connections_per_source,
+        message_timeout=sip.tcp_message_timeout,
+        max_buffered=sip.tcp_max_buffered,
+        close_timeout=sip.tcp_close_timeout,
         router=router,
     )
     engine.attach(endpoint)

@@ -60,7 +60,11 @@ class CallSetup(SessionTimers):
         transport = (request.top_via.transport.lower() if request.top_via else "udp")
         transport = transport if transport in ("udp", "tcp", "tls") else "udp"
         assert request.call_id is not None
-        a = self._make_leg(Side.CALLER, event.source, transport, request.call_id, dialled)
+        try:
+            a = self._make_leg(Side.CALLER, event.source, transport, request.call_id, dialled)
+        except LookupError:  # its Via names a transport sipmask has no listener for
+            self._reject(event, 400)
+            return
         a.peer = event.source  # requests to the caller go where it sent from (NAT-safe)
         try:
             # Made now, not at the first 18x: a caller whose Contact or Record-Route cannot

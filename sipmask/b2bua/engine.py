@@ -226,6 +226,9 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         self.endpoint = endpoint
         if not self.reject_unknown:
             endpoint.layer.request_filter = self.accepts_request
+        # A Via maddr is honoured only when it names the same trunk (RFC 3261 §18.2.2).
+        endpoint.layer.maddr_allowed = lambda target, source: (
+            self.router.trunk_for(target) is self.router.trunk_for(source) is not None)
 
     def accepts_request(self, request: Request, source: Address) -> bool:
         return self.router.trunk_for(source) is not None

@@ -11,6 +11,7 @@ clock, opens a socket or schedules a callback.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import secrets
 from collections import deque
@@ -30,6 +31,7 @@ from .events import (
     SipEvent,
     TransactionKey,
     TransactionTerminated,
+    TransactionTimedOut,
 )
 from .responses import make_response, response_to_parse_error
 from .timers import Timer, TimerConfig
@@ -62,6 +64,10 @@ class LayerStats:
     """Datagrams re-sent by a transaction (Timers A, E, G, duplicates answered again)."""
     refused: int = 0
     """New INVITEs refused because `max_transactions` were in progress."""
+    tu_errors: int = 0
+    """Requests the TU failed on (an exception while handling them): answered 500."""
+    unanswered: int = 0
+    """Server transactions the TU left unanswered past their bound (Timer ANSWER)."""
     in_flight: int = 0
     """Transactions held now: in progress plus those lingering after their final response
     to absorb retransmissions (Timers D, I, J, K, L, M)."""
@@ -75,20 +81,40 @@ def _default_port(via: Via) -> int:
     return 5061 if via.transport == "TLS" else 5060
 
 
-def response_address(via: Via, source: Address, reliable: bool) -> Address:
+MaddrPolicy = Callable[[Address, Address], bool]
+"""(maddr target, source) -> whether a response may go to that target."""
+
+
+def response_address(
+    via: Via, source: Address, reliable: bool, maddr_allowed: MaddrPolicy | None = None
+) -> Address:
     """Where the responses to a request go (RFC 3261 §18.2.2 with RFC 3581 §4).
 
     Reliable transports answer on the connection the request came in on (the source). Over
-    UDP: `maddr` when present; with `rport` the source address and port; otherwise the
-    source IP (the `received` value whenever it differs from sent-by) and sent-by's port."""
+    UDP: `maddr` only when it is an IP literal that `maddr_allowed` accepts for this source
+    (one of the same peer's own addresses: SBCs apply their ACL first), since otherwise
+    anyone could reflect answers to a third party; with `rport` the source address and port;
+    otherwise the source IP (the `received` value whenever it differs from sent-by) and
+    sent-by's port."""
     if reliable:
         return source
     maddr = via.params.get("maddr")
-    if maddr:
-        return Address(maddr, via.port if via.port is not None else _default_port(via))
-    if via.has_rport:
-        return source
-    return Address(source.host, via.port if via.port is not None else _default_port(via))
+    port = via.port if via.port is not None else _default_port(via)
+    if maddr and maddr_allowed is not None:
+        host = maddr[1:-1] if maddr.startswith("[") else maddr
+        if _is_ip(host) and maddr_allowed(Address(host, port), source):
+            return Address(host, port)
+    if via.has_rport or maddr:
+        return source  # RFC 3581: symmetric; a refused maddr falls back to the source too
+    return Address(source.host, port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _stamp_via(request: Request, via: Via, source: Address) -> None:
@@ -127,6 +153,13 @@ class TransactionLayer:
         overload_status: the refusal's status (503 makes RFC 3263 clients fail over).
         overload_retry_after: Retry-After seconds on the refusal, or None for none.
         tag_factory: makes To tags for responses the layer builds itself.
+        max_transactions_per_source: server transactions in progress from one IP address
+            beyond which its new INVITEs are refused like beyond `max_transactions`; None
+            for no such bound.
+        answer_timeout: seconds a non-INVITE server transaction may wait for the TU's final
+            response; then it is forgotten (its client gave up at 64*T1 anyway).
+        invite_answer_timeout: the same for an INVITE (ringing included); then it is
+            answered 500. Set it above the TU's own ring limit: it is a backstop for TU bugs.
     """
 
     def __init__(
@@ -137,8 +170,17 @@ class TransactionLayer:
         overload_status: int = 503,
         overload_retry_after: int | None = 5,
         tag_factory: Callable[[], str] | None = None,
+        answer_timeout: float = 64.0,
+        invite_answer_timeout: float = 900.0,
+        max_transactions_per_source: int | None = None,
     ) -> None:
+        self.max_transactions_per_source = max_transactions_per_source
+        # In-progress server transactions by source IP (kept only with a per-source bound).
+        self._per_source: dict[str, int] = {}
+        self._source_of: dict[TransactionKey, str] = {}
         self.timers = timers
+        self.answer_timeout = answer_timeout
+        self.invite_answer_timeout = invite_answer_timeout
         self.stats = LayerStats()
         self.max_transactions = max_transactions
         self.overload_status = overload_status
@@ -149,7 +191,12 @@ class TransactionLayer:
         beyond `max_transactions`, before any transaction or 100 Trying."""
         self.request_filter: Callable[[Request, Address], bool] | None = None
         """The TU's source policy: a request for which it returns False is dropped silently
-        before any transaction exists (responses are never filtered)."""
+        before any transaction exists (responses are never filtered). Malformed requests go
+        through it too (as a request made of the fields the parser salvaged) before any 400
+        is sent."""
+        self.maddr_allowed: MaddrPolicy | None = None
+        """Whether a response may go to a Via `maddr` (target, source); None: never, every
+        response goes to the source."""
         self._transactions: dict[TransactionKey, Transaction] = {}
         self._heap: list[tuple[float, int, TransactionKey, Timer]] = []
         self._tokens = itertools.count()
@@ -170,7 +217,10 @@ class TransactionLayer:
             message = parse(data)
         except ParseError as error:
             self.stats.parse_errors += 1
-            self._answer_parse_error(error, source, reliable)
+            try:
+                self._answer_parse_error(error, source, reliable)
+            except (SipError, ValueError):
+                self.stats.dropped += 1
             return
         self.receive_message(message, source, now, reliable=reliable)
 
@@ -209,10 +259,15 @@ class TransactionLayer:
             assert isinstance(transaction, _ServerTransaction)
             transaction.on_request(now)  # RFC 3261 §17.2.1/§17.2.2: a retransmission
             return
-        dest = response_address(via, source, reliable)
+        dest = response_address(via, source, reliable, self.maddr_allowed)
         _stamp_via(request, via, source)
         invite = request.method == "INVITE"
-        if invite and (self.shed_invites or self.stats.in_progress >= self.max_transactions):
+        per_source = self.max_transactions_per_source
+        if invite and (
+            self.shed_invites
+            or self.stats.in_progress >= self.max_transactions
+            or (per_source is not None and self._per_source.get(source.host, 0) >= per_source)
+        ):
             self._refuse(request, dest)
             return
         server: _ServerTransaction
@@ -221,6 +276,12 @@ class TransactionLayer:
         else:
             server = ServerNonInviteTransaction(self, key, request, dest, reliable)
         self._add(server)
+        if per_source is not None:
+            self._source_of[key] = source.host
+            self._per_source[source.host] = self._per_source.get(source.host, 0) + 1
+        # The TU answers, or this bound frees the transaction (`_on_unanswered`).
+        bound = self.invite_answer_timeout if invite else self.answer_timeout
+        self.arm(server, Timer.ANSWER, now + bound)
         self._events.append(RequestReceived(key, request, source))
         if invite:
             # RFC 3261 §17.2.1: a 100 Trying unless the TU answers within 200 ms; sending it
@@ -261,7 +322,7 @@ class TransactionLayer:
             assert isinstance(existing, _ServerTransaction)
             existing.on_request(now)  # a retransmitted CANCEL gets its 200 again
             return
-        dest = response_address(via, source, reliable)
+        dest = response_address(via, source, reliable, self.maddr_allowed)
         _stamp_via(cancel, via, source)
         server = ServerNonInviteTransaction(self, key, cancel, dest, reliable)
         self._add(server)
@@ -354,6 +415,40 @@ class TransactionLayer:
                 f"a {msg.status} is not allowed in state {transaction.state.name}"
             )
 
+    def fail_request(self, key: TransactionKey, now: float, status: int = 500) -> bool:
+        """Answer server transaction `key` with `status` if no final response went out yet
+        (the layer's error policy: the TU failed on the request). Returns whether it did."""
+        transaction = self._transactions.get(key)
+        if not isinstance(transaction, _ServerTransaction) or transaction.final_sent:
+            return False
+        request = transaction.request
+        if request is None:  # settled already: nothing left to answer
+            return False
+        to_tag = getattr(transaction, "to_tag", None) or self._new_tag()
+        return transaction.on_response(make_response(request, status, to_tag=to_tag), now)
+
+    def tu_failed(self, event: SipEvent, now: float) -> None:
+        """The TU raised while handling `event`: end what the event left open, so no TU bug
+        leaks a transaction. A request is answered 500; a CANCEL's INVITE 487 (RFC 3261
+        §9.2); other events hold nothing the layer must free."""
+        if isinstance(event, RequestReceived):
+            self.stats.tu_errors += 1
+            self.fail_request(event.key, now)
+        elif isinstance(event, CancelReceived):
+            self.stats.tu_errors += 1
+            self.fail_request(event.invite_key, now, 487)
+
+    def _on_unanswered(self, transaction: _ServerTransaction, now: float) -> None:
+        """Timer ANSWER: the TU never gave a final response. An INVITE gets 500 (and then
+        Timer H or L frees it); a non-INVITE, whose client stopped waiting, is forgotten."""
+        self.stats.unanswered += 1
+        self._events.append(TransactionTimedOut(transaction.key, Timer.ANSWER))
+        if isinstance(transaction, ServerInviteTransaction) and self.fail_request(
+            transaction.key, now
+        ):
+            return
+        self.terminate(transaction)
+
     def abandon(self, key: TransactionKey) -> None:
         """Forget server transaction `key` without answering it (a request the TU drops
         silently, e.g. from a source it serves nothing). Retransmissions of the request then
@@ -428,6 +523,10 @@ class TransactionLayer:
             if transaction is None or transaction.timers.get(timer) != token:
                 continue
             del transaction.timers[timer]
+            if timer is Timer.ANSWER:
+                assert isinstance(transaction, _ServerTransaction)
+                self._on_unanswered(transaction, now)
+                continue
             transaction.on_timer(timer, now)
             if isinstance(transaction, ClientInviteTransaction) and transaction.terminated:
                 self._drop_pending_cancel(key)
@@ -464,6 +563,15 @@ class TransactionLayer:
         if transaction.in_progress:
             transaction.in_progress = False
             self.stats.in_progress -= 1
+            transaction.timers.pop(Timer.ANSWER, None)  # answered: the bound is moot
+            if self._source_of:
+                host = self._source_of.pop(transaction.key, None)
+                if host is not None:
+                    left = self._per_source[host] - 1
+                    if left:
+                        self._per_source[host] = left
+                    else:
+                        del self._per_source[host]
 
     def terminate(self, transaction: Transaction) -> None:
         self.settled(transaction)  # Timers B and F end a transaction still in progress
@@ -483,13 +591,40 @@ class TransactionLayer:
         if response is None:
             self.stats.dropped += 1
             return
+        if self.request_filter is not None:
+            # The source policy runs before anything is answered, malformed input included.
+            salvaged = _salvaged_request(error)
+            if salvaged is None or not self.request_filter(salvaged, source):
+                self.stats.dropped += 1
+                return
         data = bytes(response)
         try:
-            dest = response_address(parse_via(error.via[0])[0], source, reliable)
+            via = parse_via(error.via[0])[0]
         except (ParseError, IndexError):
             self.stats.dropped += 1
             return
-        self._outbox.append((data, dest))
+        self._outbox.append((data, response_address(via, source, reliable, self.maddr_allowed)))
+
+
+def _salvaged_request(error: ParseError) -> Request | None:
+    """A request made of the fields the parser salvaged from a malformed one (for the source
+    policy, which must see every request before it is answered), or None."""
+    if error.cseq is None:
+        return None
+    method = error.cseq.split()[-1] if error.cseq.split() else "INVITE"
+    fields = [("Via", via) for via in error.via]
+    for name, value in (
+        ("From", error.from_),
+        ("To", error.to),
+        ("Call-ID", error.call_id),
+        ("CSeq", error.cseq),
+    ):
+        if value is not None:
+            fields.append((name, value))
+    try:
+        return Request(method, "sip:invalid", fields)
+    except ValueError:
+        return None
 
 
 __all__ = ["Address", "LayerStats", "Role", "TransactionKey", "TransactionLayer"]

@@ -55,6 +55,24 @@ REASONS: dict[int, str] = {
 
 # RFC 3261 §8.2.6.2: a response copies these from its request, in the request's order.
 COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+_COPIED_NAMES = {
+    **{name.lower(): name for name in COPIED},
+    "v": "Via", "f": "From", "t": "To", "i": "Call-ID",  # RFC 3261 §7.3.3 compact forms
+}
+
+# What a built header value may not hold (it would inject a field or end the header section):
+# the core refuses it. A parsed request can still carry one in a To display name or a Require
+# tag (a bare CR in an LF-only message, a NUL in a quoted string), so echoed values are
+# escaped before they are written back; a response can then always be formed.
+_UNSAFE = str.maketrans({"\r": "%0D", "\n": "%0A", "\x00": "%00"})
+
+
+def safe_value(value: str) -> str:
+    """`value` with CR, LF and NUL percent-escaped (RFC 3261 §25.1 allows `%` in tokens and
+    quoted strings alike), so that it can be written into a header field."""
+    if "\r" in value or "\n" in value or "\x00" in value:
+        return value.translate(_UNSAFE)
+    return value
 
 
 def make_response(
@@ -68,15 +86,26 @@ def make_response(
 ) -> Response:
     """A response to `request`: Via, From, To, Call-ID and CSeq copied (wire bytes kept),
     a To tag added when the request has none and `to_tag` is given (§8.2.6.2; a 100 Trying
-    carries none), then `headers` and `body`."""
-    response = Response(status, reason if reason is not None else REASONS.get(status, ""))
-    response.copy_headers(request, COPIED)
+    carries none), then `headers` and `body`.
+
+    Never fails for a parsed request: a To rewritten with its tag and every value of
+    `headers` are written through `safe_value` (CR, LF and NUL escaped), so an echoed value
+    (a display name, an option tag in Unsupported) cannot make the response unwritable."""
+    reason = reason if reason is not None else REASONS.get(status, "")
+    response = Response(status, safe_value(reason))
+    try:
+        response.copy_headers(request, COPIED)
+    except ValueError:  # a copied value that cannot be written back as it is
+        response = Response(response.status, response.reason)
+        for name, value in request.header_items():
+            if _COPIED_NAMES.get(name.lower()) is not None:
+                response.add_header(name, safe_value(value))
     if to_tag is not None and request.to_tag is None:
         to = request.header("to")
         if to is not None:
-            response.set_header("To", f"{to};tag={to_tag}")
+            response.set_header("To", f"{safe_value(to)};tag={safe_value(to_tag)}")
     for name, value in headers:
-        response.add_header(name, value)
+        response.add_header(name, safe_value(value))
     if body:
         response.body = body
     return response

@@ -78,5 +78,8 @@ class Timer(Enum):
     K = "K"  # RFC 3261 §17.1.2.2: wait for response retransmits (client non-INVITE)
     L = "L"  # RFC 6026 §8.7: wait for INVITE retransmits / ACKs (server INVITE, Accepted)
     M = "M"  # RFC 6026 §8.7: wait for 2xx retransmits (client INVITE, Accepted)
+    # Not in the RFC: sipmask's bound on a server transaction its TU never answers (a TU bug
+    # must not hold a transaction, and its place under `max_transactions`, forever).
+    ANSWER = "ANSWER"
 
     __hash__ = object.__hash__  # singletons: identity hashing, C-fast (dict keys per timer)

@@ -94,6 +94,7 @@ class Input(Enum):
     TIMER_K = auto()
     TIMER_L = auto()
     TIMER_M = auto()
+    TIMER_ANSWER = auto()  # handled by the layer (no transition in any table)
 
 
 TIMER_INPUT = {timer: Input[f"TIMER_{timer.value}"] for timer in Timer}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from msgspec.structs import replace
@@ -58,6 +59,11 @@ from .model import (
     ms,
 )
 from .numbers import geo_of, participant_key
+
+MAX_INTERACTIONS_KEPT = 20_000
+"""Call records the memory store keeps over all sessions together (about 500 octets each,
+so about 10 MB), besides `MAX_INTERACTIONS` per session; the oldest go first. The event
+stream keeps every record."""
 
 
 class _PoolState:
@@ -108,6 +114,8 @@ class MemoryStore:
         self._sessions: dict[str, Session] = {}
         self._open: dict[str, dict[str, str]] = {}  # participant key -> {number: session id}
         self._interactions: dict[str, list[Interaction]] = {}
+        # Every kept record's session, oldest first: the bound over all sessions together.
+        self._record_order: deque[str] = deque()
         self._journal = Journal(data_dir, fsync=fsync) if data_dir is not None else None
         if self._journal is not None:
             for event in self._journal.replay():
@@ -133,7 +141,9 @@ class MemoryStore:
         elif isinstance(event, InteractionSaved):
             records = self._interactions.setdefault(event.interaction.session_id, [])
             records.append(event.interaction)
+            self._record_order.append(event.interaction.session_id)
             del records[:-MAX_INTERACTIONS]
+            self._forget_oldest_records()
         elif isinstance(event, PoolSaved):
             state = self._pools.get(event.pool.name)
             if state is None:
@@ -200,6 +210,17 @@ class MemoryStore:
         for name, state in self._pools.items():
             sticky = {k: v for k, v in state.sticky.items() if v[2] + self._sticky_ms > now_ms}
             yield PoolUsage(name, state.last_used, sticky)
+
+    def _forget_oldest_records(self) -> None:
+        """Keep at most MAX_INTERACTIONS_KEPT records over all sessions (about 500 octets
+        each): the oldest go first. Without this bound memory grew with every call, since
+        the per-session bound alone multiplies by the number of sessions. An entry whose
+        record went already (per-session bound, session dropped) just leaves the queue."""
+        order = self._record_order
+        while len(order) > MAX_INTERACTIONS_KEPT:
+            records = self._interactions.get(order.popleft())
+            if records:
+                del records[0]
 
     def _drop_closed(self, now_ms: int) -> None:
         """Forget closed sessions past their retention."""

@@ -39,9 +39,13 @@ from .._core import Request, Response
 from ..sip.events import Address, SipEvent, TransactionKey
 from ..sip.layer import TransactionLayer
 from .stream import (
+    DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_MESSAGE,
+    DEFAULT_MAX_PER_SOURCE,
+    DEFAULT_MESSAGE_TIMEOUT,
     ConnectionTable,
     StreamConnection,
 )
@@ -97,6 +101,21 @@ def _family(host: str) -> int:
         return socket.AF_INET  # a name
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the first 100 failures in full, then every 1,000th: a bug a peer can trigger at
+    will must not become a flood of tracebacks (the counters keep the exact number)."""
+    return count <= 100 or count % 1_000 == 0
+
+
 def format_hostport(address: Address) -> str:
     """Address -> 'host:port' with IPv6 literals in brackets (RFC 3261 §25.1)."""
     host = f"[{address.host}]" if ":" in address.host else address.host
@@ -116,6 +135,10 @@ class SipEndpoint:
         max_message: largest message on a TCP connection (the framer's buffer limit).
         idle_timeout: seconds after which a silent TCP connection is closed.
         max_connections: open TCP/TLS connections beyond which new ones are refused.
+        max_connections_per_source: the same, from one IP address.
+        message_timeout: seconds a begun TCP message may take to arrive completely.
+        max_buffered: octets of unfinished TCP messages held over all connections.
+        close_timeout: seconds a closing TCP/TLS connection gets before it is aborted.
         router: with several workers, which datagrams this worker handles (the others are
             handed to their owner, `workers.py`); None handles everything.
     """
@@ -130,6 +153,10 @@ class SipEndpoint:
         max_message: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_source: int = DEFAULT_MAX_PER_SOURCE,
+        message_timeout: float = DEFAULT_MESSAGE_TIMEOUT,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         router: CallIdRouter | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -146,6 +173,10 @@ class SipEndpoint:
             max_message=max_message,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_per_source=max_connections_per_source,
+            message_timeout=message_timeout,
+            max_buffered=max_buffered,
+            close_timeout=close_timeout,
         )
         self.tcp_listening: list[Address] = []
         # (transport, address family, the address peers are told: advertise or bound)
@@ -285,7 +316,8 @@ class SipEndpoint:
             # The layer promises not to raise for remote input; should a bug break that
             # promise, this message is lost, not the listener (STYLE.md §4).
             self.internal_errors += 1
-            log.exception("the SIP layer failed on a message from %s", source)
+            if _worth_logging(self.internal_errors):
+                log.exception("the SIP layer failed on a message from %s", source)
         self._service()
 
     def _remember(self, source: Address, flow: Flow) -> None:
@@ -368,9 +400,13 @@ class SipEndpoint:
                 try:
                     self._on_event(self, event)
                 except Exception:
-                    # One failing call must not stop the others (STYLE.md §4).
+                    # One failing call must not stop the others (STYLE.md §4), and must not
+                    # keep its transaction: the layer answers what the event left open.
                     self.callback_errors += 1
-                    log.exception("application callback failed on %s", type(event).__name__)
+                    if _worth_logging(self.callback_errors):
+                        log.exception("application callback failed on %s (%d so far)",
+                                      type(event).__name__, self.callback_errors)
+                    layer.tu_failed(event, self.loop.time())
             self._flush()
             self._arm()
         finally:
@@ -378,27 +414,35 @@ class SipEndpoint:
 
     def _flush(self) -> None:
         for data, dest in self.layer.datagrams_to_send(self.loop.time()):
-            flow = self._flows.get(dest)
-            if isinstance(flow, StreamConnection):
-                if flow.is_open:
-                    flow.send(data)
-                    continue
-                live = self.tcp.get(dest)
-                if live is not None:
-                    live.send(data)
-                else:
-                    self.unroutable += 1  # its connection is gone (no reconnect to sent-by)
-                continue
-            if flow is None:
-                live = self.tcp.get(dest)  # a connection whose flow entry was evicted
-                if live is not None:
-                    live.send(data)
-                    continue
-                flow = self._default_udp(dest)
-                if flow is None:
-                    self.unroutable += 1
-                    continue
-            flow.send(data, dest)
+            # Each send is its own error boundary: one bad destination loses one datagram,
+            # never the rest of the batch or (from a timer) the re-arming that follows.
+            try:
+                self._send_one(data, dest)
+            except Exception:  # the loop must go on whatever a socket says
+                self.unroutable += 1
+                log.debug("cannot send to %s", dest, exc_info=True)
+
+    def _send_one(self, data: bytes, dest: Address) -> None:
+        flow = self._flows.get(dest)
+        if isinstance(flow, StreamConnection):
+            live = flow if flow.is_open else self.tcp.get(dest)
+            if live is not None:
+                live.send(data)
+            else:
+                self.unroutable += 1  # its connection is gone (no reconnect to sent-by)
+            return
+        if flow is None:
+            live = self.tcp.get(dest)  # a connection whose flow entry was evicted
+            if live is not None:
+                live.send(data)
+                return
+            flow = self._default_udp(dest)
+        if flow is None or not _is_ip_literal(dest.host):
+            # No socket of that family, or a name (resolving is RFC 3263's job, and a
+            # blocking lookup here would stall the loop).
+            self.unroutable += 1
+            return
+        flow.send(data, dest)
 
     def _default_udp(self, dest: Address) -> UdpListener | None:
         family = _family(dest.host)  # a name counts as IPv4: resolving is RFC 3263's job

@@ -10,6 +10,13 @@ What this module enforces, before any SIP is parsed:
   be resynchronised);
 - the idle timeout: a connection that carried nothing for `idle_timeout` seconds is closed
   by one sweep timer per table (not one handle per connection);
+- the message timeout: a message begun must be complete within `message_timeout` seconds
+  (slowloris), checked by the same sweep;
+- the buffered-bytes cap: unfinished messages of all connections together hold at most
+  `max_buffered` octets; the connection whose data would pass it is closed (each one holds
+  at most what its framer accepts, `max_message`, and its buffer goes with it);
+- the connection caps: `max_connections` in all and `max_per_source` from one IP, so one
+  address (even a trusted one) cannot take every slot;
 - a write-buffer limit: a peer that does not read is cut off rather than buffered forever;
 - RFC 5626 §4.4.1 keep-alives: each CRLFCRLF "ping" is answered with a CRLF "pong".
 """
@@ -33,7 +40,15 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE = 65_535
 DEFAULT_MAX_CONNECTIONS = 10_000
 """Open TCP/TLS connections beyond which new ones are refused (accepted, then aborted)."""
-DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_MAX_PER_SOURCE = 100
+"""Open TCP/TLS connections from one IP address beyond which new ones are refused."""
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_MESSAGE_TIMEOUT = 10.0
+"""Seconds a begun message may take to arrive completely."""
+DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024
+"""Octets of unfinished messages held over all connections together."""
+DEFAULT_CLOSE_TIMEOUT = 1.0
+"""Seconds a closing connection gets for its goodbye (TLS close_notify) before it is aborted."""
 DEFAULT_MAX_WRITE_BUFFER = 1 << 20
 PONG = b"\r\n"
 
@@ -50,14 +65,20 @@ class StreamConnection(asyncio.Protocol):
     ) -> None:
         self.transport_name = "TLS" if tls else "TCP"
         self._table = table
-        self._framer = StreamFramer(table.max_message)
+        # Made on the first octet and dropped with the connection (an idle one holds none).
+        self._framer: StreamFramer | None = None
+        self._buffered = 0  # octets of an unfinished message, as counted in the table
+        self.message_started: float | None = None  # when the unfinished message began
         self._keepalives = 0
         self._transport: asyncio.Transport | None = None
         self.peer: Address | None = None
         self.local: Address | None = None
         self._advertise = advertise
         self.last_activity = table.loop.time()
-        self.closed = asyncio.Event()
+        self.is_lost = False
+        # Made only when someone waits for the close (shutdown): an Event per connection
+        # would cost most of what an idle connection holds.
+        self._lost: asyncio.Future[None] | None = None
 
     @property
     def advertise(self) -> Address:
@@ -75,8 +96,12 @@ class StreamConnection(asyncio.Protocol):
             self._table.stats.refused_source += 1
             stream.abort()
             return
-        if len(self._table) >= self._table.max_connections:
-            # A flood of connections must not exhaust file descriptors or memory.
+        if (
+            len(self._table) >= self._table.max_connections
+            or self._table.from_source(peer[0]) >= self._table.max_per_source
+        ):
+            # A flood of connections must not exhaust file descriptors or memory, nor one
+            # address take every slot.
             self._table.stats.refused_connections += 1
             stream.abort()
             return
@@ -86,22 +111,44 @@ class StreamConnection(asyncio.Protocol):
         self._table.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is None:
+        if self._transport is None or self._transport.is_closing():
             return
-        self.last_activity = self._table.loop.time()
+        table = self._table
+        now = self.last_activity = table.loop.time()
+        framer = self._framer
+        if framer is None:
+            framer = self._framer = StreamFramer(table.max_message)
         try:
-            frames = self._framer.feed(data)
+            frames = framer.feed(data)
         except ParseError as error:
             # No Content-Length, a bad one, or a message over the limit: the stream cannot
             # be resynchronised, so the connection goes (RFC 3261 §18.3).
-            self._table.stats.oversized += 1
+            table.stats.oversized += 1
             log.debug("tcp %s: closing, %s", self.peer, error)
             self.close()
             return
-        pings = self._framer.keepalives - self._keepalives
+        self._account(framer.buffered)
+        if self._buffered and table.buffered > table.max_buffered:
+            # Past the shared cap: this connection asks for more memory than is left, so
+            # it goes (its buffer with it), not the others.
+            table.stats.over_buffered += 1
+            log.debug("tcp %s: closing, buffered-bytes cap reached", self.peer)
+            self.abort()
+            self._drop_buffer()
+            return
+        if not framer.buffered:
+            self.message_started = None
+        elif frames or self.message_started is None:
+            self.message_started = now  # a message (re)started: its clock starts now
+        pings = framer.keepalives - self._keepalives
         if pings:
-            self._keepalives = self._framer.keepalives
+            self._keepalives = framer.keepalives
             self.send(PONG * pings)  # RFC 5626 §4.4.1: a CRLF pong per CRLFCRLF ping
+        if not framer.buffered:
+            # Nothing pending: the framer goes, and with it the buffer a large message grew
+            # (a bytearray keeps its size once grown); the next octet makes a fresh one.
+            self._framer = None
+            self._keepalives = 0
         assert self.peer is not None
         for frame in frames:
             if self._transport is None:
@@ -112,10 +159,30 @@ class StreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
+    def _account(self, buffered: int) -> None:
+        self._table.buffered += buffered - self._buffered
+        self._buffered = buffered
+
+    def _drop_buffer(self) -> None:
+        self._account(0)
+        self._framer = None  # its buffer goes now, not when the protocol object does
+        self.message_started = None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._drop_buffer()
         self._table.remove(self)
-        self.closed.set()
+        self.is_lost = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    async def wait_lost(self) -> None:
+        """Return once the connection is gone (`connection_lost`)."""
+        if self.is_lost:
+            return
+        if self._lost is None:
+            self._lost = self._table.loop.create_future()
+        await asyncio.shield(self._lost)
 
     def send(self, data: bytes) -> None:
         transport = self._transport
@@ -137,6 +204,11 @@ class StreamConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection at once (no TLS goodbye)."""
+        if self._transport is not None:
+            self._transport.abort()
+
 
 class ConnectionTable:
     """Every TCP connection of an endpoint, keyed by the peer's (host, port), with their
@@ -152,9 +224,20 @@ class ConnectionTable:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_source: int = DEFAULT_MAX_PER_SOURCE,
+        message_timeout: float = DEFAULT_MESSAGE_TIMEOUT,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         self.loop = loop
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.message_timeout = message_timeout
+        self.max_buffered = max_buffered
+        self.close_timeout = close_timeout
+        self.buffered = 0
+        """Gauge: octets of unfinished messages held now, over all connections."""
+        self._per_source: dict[str, int] = {}
         self.on_message = on_message
         self.allowed = allowed
         self.max_message = max_message
@@ -167,6 +250,15 @@ class ConnectionTable:
 
     def __len__(self) -> int:
         return len(self._connections)
+
+    @property
+    def open_connections(self) -> int:
+        """Gauge: connections open now."""
+        return len(self._connections)
+
+    def from_source(self, host: str) -> int:
+        """Connections open now from IP `host`."""
+        return self._per_source.get(host, 0)
 
     def __iter__(self) -> Iterator[StreamConnection]:
         return iter(list(self._connections.values()))
@@ -181,12 +273,22 @@ class ConnectionTable:
         if old is not None and old is not connection:
             old.close()
         self._connections[connection.peer] = connection
+        host = connection.peer.host
+        self._per_source[host] = self._per_source.get(host, 0) + 1
         if self._sweep is None:
             self._arm_sweep()
 
     def remove(self, connection: StreamConnection) -> None:
-        if connection.peer is not None and self._connections.get(connection.peer) is connection:
-            del self._connections[connection.peer]
+        peer = connection.peer
+        if peer is None:
+            return
+        if self._connections.get(peer) is connection:
+            del self._connections[peer]
+        count = self._per_source.get(peer.host, 0) - 1
+        if count > 0:
+            self._per_source[peer.host] = count
+        else:
+            self._per_source.pop(peer.host, None)
 
     async def listen(
         self,
@@ -243,16 +345,23 @@ class ConnectionTable:
         return protocol
 
     def _arm_sweep(self) -> None:
-        # One handle for the whole table, fired a few times per idle period.
-        self._sweep = self.loop.call_later(max(self.idle_timeout / 4, 0.01), self._on_sweep)
+        # One handle for the whole table, fired a few times per idle or message period.
+        period = min(self.idle_timeout, self.message_timeout) / 4
+        self._sweep = self.loop.call_later(max(period, 0.01), self._on_sweep)
 
     def _on_sweep(self) -> None:
         self._sweep = None
-        limit = self.loop.time() - self.idle_timeout
+        now = self.loop.time()
+        idle, slow = now - self.idle_timeout, now - self.message_timeout
         for connection in list(self._connections.values()):
-            if connection.last_activity <= limit:
+            started = connection.message_started
+            if connection.last_activity <= idle:
                 log.debug("tcp %s: idle, closing", connection.peer)
                 connection.close()
+            elif started is not None and started <= slow:
+                self.stats.slow_messages += 1
+                log.debug("tcp %s: message not complete in time, closing", connection.peer)
+                connection.abort()
         if self._connections:
             self._arm_sweep()
 
@@ -262,16 +371,26 @@ class ConnectionTable:
             self._sweep = None
         for server, _ in self._servers:
             server.close()
-        waits = []
-        for connection in list(self._connections.values()):
+        connections = list(self._connections.values())
+        for connection in connections:
             connection.close()
-            waits.append(connection.closed.wait())
+        if connections:
+            # A TLS close waits for the peer's close_notify (up to 30 s in asyncio): bounded
+            # here, then the rest is aborted, so a stop never hangs on an idle peer.
+            waits = [asyncio.ensure_future(c.wait_lost()) for c in connections]
+            _, pending = await asyncio.wait(waits, timeout=self.close_timeout)
+            for connection in connections:
+                if not connection.is_lost:
+                    connection.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=self.close_timeout)
+                for wait in pending:
+                    wait.cancel()
         self._connections.clear()
+        self._per_source.clear()
         for server, _ in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        if waits:
-            await asyncio.gather(*waits)
 
 
 def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:

@@ -67,7 +67,12 @@ class TransportStats:
     """Datagrams over the size limit, or streams whose framer gave up."""
     send_errors: int = 0
     refused_connections: int = 0
-    """TCP/TLS connections refused because `max_connections` were open."""
+    """TCP/TLS connections refused because `max_connections` (or `max_per_source` from
+    that address) were open."""
+    over_buffered: int = 0
+    """TCP/TLS connections closed because their data would pass the buffered-bytes cap."""
+    slow_messages: int = 0
+    """TCP/TLS connections closed because a message took longer than the message timeout."""
 
 
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: sk_meminfo, 9 unsigned ints

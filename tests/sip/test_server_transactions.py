@@ -64,7 +64,8 @@ def test_invite_gets_100_trying_at_once_and_reaches_the_tu_once():
     layer.receive_datagram(invite, UAC, 0.5)  # retransmission: 100 again, no new event
     assert statuses(layer, 0.5) == [100]
     assert drain(layer) == []
-    assert layer.get_timer() is None  # nothing to time in Proceeding
+    # No RFC timer in Proceeding: only the bound on a TU that never answers.
+    assert layer.get_timer() == layer.invite_answer_timeout
 
 
 def test_retransmitted_invite_gets_the_last_provisional(layer):

@@ -23,6 +23,7 @@ from sipmask.sip.events import (
     TransactionTimedOut,
 )
 from sipmask.sip.layer import TransactionLayer
+from sipmask.sip.timers import Timer
 from sipmask.sip.transaction import ClientInviteState
 
 # The network loses a datagram that has not arrived within MAX_DELAY. RFC 3261 assumes a
@@ -78,6 +79,10 @@ class UacUasNetwork(RuleBasedStateMachine):
                     request = self.unanswered.pop(event.invite_key)
                     self.uas.send_response(event.invite_key, answer(request, 487), self.now)
                     busy = True
+                elif isinstance(event, TransactionTimedOut) and event.timer is Timer.ANSWER:
+                    # The layer's bound on a TU that never answers (issue 13) came first.
+                    note("the layer gave up on an unanswered request")
+                    self.unanswered.pop(event.key, None)
             while (event := self.uac.next_event()) is not None:
                 if isinstance(event, TransactionTimedOut):
                     note(f"Timer {event.timer.value} timed out {event.key.method}")
