@@ -539,7 +539,8 @@ async def serve(
             app = make_app(store, tokens=config.api.tokens,
                            readonly_pools=config.readonly_pools, events=events,
                            max_body_bytes=config.api.max_body_bytes,
-                           max_json_depth=config.api.max_json_depth)
+                           max_json_depth=config.api.max_json_depth,
+                           accepting=lambda: not process.draining)
             app.router.add_get("/readyz", process.readyz, allow_head=False)
             await _start_site(stack, app, config.api.listen, "api", listening, access_log=True)
             if config.metrics.enabled:

@@ -381,16 +381,22 @@ class _Api:
         clock: Callable[[], float],
         readonly_pools: frozenset[str],
         events: EventPublisher | None = None,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.events = events
         self.clock = clock
+        self.accepting = accepting
         self.readonly = readonly_pools
         self.openapi = msgspec.json.encode(build_openapi())
 
     # -- sessions ---------------------------------------------------------------------------
 
     async def create_session(self, request: web.Request) -> web.Response:
+        if not self.accepting():
+            # Draining: a session made now could never be called through this node.
+            raise ApiError(503, "draining", "The service is stopping",
+                           "try another node", headers={"Retry-After": str(RETRY_AFTER)})
         spec = _session_spec(await decode_body(request, CreateSession))
         try:
             session = await self.store.create_session(spec, now=self.clock())
@@ -604,6 +610,7 @@ def make_app(
     events: EventPublisher | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    accepting: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     """Build the provisioning API over a store.
 
@@ -617,6 +624,7 @@ def make_app(
             stream and the webhooks), if anywhere.
         max_body_bytes: largest request body (413 beyond).
         max_json_depth: deepest nesting of a body's arrays and objects (422 beyond).
+        accepting: False while the process drains: new sessions get 503 then.
 
     Returns:
         The aiohttp application.
@@ -626,7 +634,7 @@ def make_app(
     """
     if any(not token or token != token.strip() for token in tokens):
         raise ValueError("API tokens must be non-empty, without surrounding spaces")
-    api = _Api(store, clock, frozenset(readonly_pools), events)
+    api = _Api(store, clock, frozenset(readonly_pools), events, accepting)
     app = web.Application(
         middlewares=[_problems, _auth(tuple(tokens))], client_max_size=max_body_bytes
     )

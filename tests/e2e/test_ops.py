@@ -291,6 +291,12 @@ def test_sigterm_drains_a_held_call_and_refuses_new_ones(tmp_path):
                 http, handle.ports["api"], "GET", "/readyz", None, None
             )
             assert (status, body.get("status")) == (503, "draining")
+            # Nor does the API open sessions no call could use on this node (issue 13).
+            status, body = await asyncio.to_thread(
+                http, handle.ports["api"], "POST", "/v1/sessions",
+                {"participants": [{"identifier": CALLER}, {"identifier": "+919800000001"}]},
+            )
+            assert status == 503 and str(body.get("type", "")).endswith(":draining"), body
             assert handle.process.poll() is None  # the held call keeps it up
 
             assert await caller.hang_up(held) == 200  # its owner ends it within the grace
