@@ -216,6 +216,9 @@ class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Numbers the allocation rule may assign."""
     reserved: tuple[str, ...] = ()
     """Numbers never auto-assigned, only pinned at session creation."""
+    announcement: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    """With media anchored: a prompt (a WAV file on the rtpengine host) played to the
+    caller of this pool's sessions once their media is anchored (docs/media.md)."""
 
 
 class Digest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -263,6 +266,9 @@ class TrunkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """New calls per second through this trunk; no limit when absent."""
     probe_interval: _ProbeSeconds = 30.0
     """Seconds between OPTIONS probes of each outbound destination; 0 turns probing off."""
+    record: bool = False
+    """With media anchored: record the calls coming from or going to this trunk
+    (docs/media.md)."""
 
 
 class MaskingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -364,6 +364,7 @@ class MemoryStore:
             call_time_limit=spec.call_time_limit,
             ring_timeout=spec.ring_timeout,
             metadata=spec.metadata,
+            record=spec.record,
         )
         self._commit(SessionSaved(session))
         return session

@@ -83,6 +83,7 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
         call_time_limit: longest call in seconds, per call (not the session's total).
         ring_timeout: seconds to ring the other party before giving up.
         metadata: opaque JSON object, at most MAX_METADATA_BYTES encoded.
+        record: record the session's calls (with media anchored: docs/media.md).
     """
 
     participants: tuple[ParticipantSpec, ParticipantSpec]
@@ -92,6 +93,7 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
     call_time_limit: Seconds | None = None
     ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
     metadata: dict[str, Any] = {}
+    record: bool = False
 
 
 class Participant(Struct, frozen=True):
@@ -127,6 +129,7 @@ class Session(Struct, frozen=True):
         closed_reason: why it closed (`closed` by the API, `expired`), or None.
         closed_at: when it closed, or None.
         metadata: opaque JSON object from the creator.
+        record: the session's calls are recorded (with media anchored).
     """
 
     id: str
@@ -142,6 +145,7 @@ class Session(Struct, frozen=True):
     closed_reason: str | None = None
     closed_at: float | None = None
     metadata: dict[str, Any] = {}
+    record: bool = False
 
 
 class Binding(Struct, frozen=True):
@@ -157,6 +161,7 @@ class Binding(Struct, frozen=True):
         call_time_limit: longest call in seconds, or None.
         ring_timeout: seconds to ring the callee, or None.
         expires_at: the session's expiry after this lookup (renewed if sliding).
+        record: the session's calls are recorded.
     """
 
     session_id: str
@@ -165,6 +170,7 @@ class Binding(Struct, frozen=True):
     call_time_limit: int | None
     ring_timeout: int | None
     expires_at: float
+    record: bool = False
 
     @property
     def caller_id(self) -> str:
@@ -190,6 +196,8 @@ class Interaction(Struct, frozen=True):
         answered_at, ended_at: when it was answered and ended, None if not (yet).
         status: outcome, e.g. `completed`, `no-answer`, `busy`, `failed`, `refused`.
         cause: SIP status or hangup cause, if any.
+        recording: the reference of the call's recording (rtpengine's call id, which names
+            its recording files: docs/media.md), or None when it was not recorded.
     """
 
     id: str
@@ -203,6 +211,7 @@ class Interaction(Struct, frozen=True):
     ended_at: float | None = None
     status: str = "completed"
     cause: str | None = None
+    recording: str | None = None
 
 
 def binding_for(session: Session, dialled: str, caller: str) -> Binding | None:
@@ -222,6 +231,7 @@ def binding_for(session: Session, dialled: str, caller: str) -> Binding | None:
         call_time_limit=session.call_time_limit,
         ring_timeout=session.ring_timeout,
         expires_at=session.expires_at,
+        record=session.record,
     )
 
 
