@@ -71,6 +71,9 @@ class Anchoring:
         """Calls whose recording rtpengine started."""
         self._answered: set[str] = set()
         """Calls that had their first answer (recording and announcement start then)."""
+        self._prompts: dict[str, asyncio.TimerHandle] = {}
+        """Calls playing their announcement: the unblock when it is over."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self._busy: dict[str, asyncio.Future[None]] = {}
         """The command in flight per call (the engine sends one at a time per call): `end`
         waits for it, or a call ended during its first offer would stay in rtpengine."""
@@ -135,6 +138,8 @@ class Anchoring:
             await busy
         self._direct.discard(call_id)
         self._answered.discard(call_id)
+        if (prompt := self._prompts.pop(call_id, None)) is not None:
+            prompt.cancel()
         recorded = call_id in self._recorded
         self._recorded.discard(call_id)
         self._last.pop((call_id, "caller"), None)
@@ -225,17 +230,48 @@ class Anchoring:
                 self._recorded.add(call_id)
                 self.stats.recordings += 1
         if call.announcement is not None:
-            try:
-                # rtpengine plays the file to the caller from its own RTP port (its SSRC).
-                await self.client.call_command(call_id, {
-                    "command": "play media", "from-tag": "caller",
-                    "file": call.announcement})
-            except NgError as exc:
-                self.stats.failures += 1
-                log.warning("call %s: rtpengine did not play the announcement: %s",
-                            call_id, exc)
-            else:
-                self.stats.announcements += 1
+            await self._announce(call_id, call.announcement)
+
+    async def _announce(self, call_id: str, prompt: str) -> None:
+        """Play `prompt` to the caller before the parties are bridged: media from both
+        parties is blocked, rtpengine plays the file to the caller (from its own RTP port,
+        its own SSRC), and both are unblocked when it reports the prompt over. Without the
+        block the callee's media would reach the caller interleaved with the prompt."""
+        try:
+            for tag in ("callee", "caller"):
+                await self.client.call_command(call_id, {"command": "block media",
+                                                         "from-tag": tag})
+            reply = await self.client.call_command(call_id, {
+                "command": "play media", "from-tag": "caller", "file": prompt})
+        except NgError as exc:
+            self.stats.failures += 1
+            log.warning("call %s: rtpengine did not play the announcement: %s", call_id, exc)
+            duration = 0.0
+        else:
+            self.stats.announcements += 1
+            value = reply.get(b"duration")
+            duration = value / 1000 if isinstance(value, int) and value > 0 else 0.0
+        loop = asyncio.get_running_loop()
+        self._prompts[call_id] = loop.call_later(duration, self._bridge, call_id)
+
+    def _bridge(self, call_id: str) -> None:
+        """The prompt is over: media flows between the parties."""
+        self._prompts.pop(call_id, None)
+        task = asyncio.ensure_future(self._unblock(call_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unblock(self, call_id: str) -> None:
+        if not self.client.anchored(call_id):
+            return  # ended meanwhile (and deleted)
+        try:
+            for tag in ("callee", "caller"):
+                await self.client.call_command(call_id, {"command": "unblock media",
+                                                         "from-tag": tag})
+        except NgError as exc:
+            self.stats.failures += 1
+            log.warning("call %s: rtpengine did not unblock media after the announcement: "
+                        "%s", call_id, exc)
 
     def _failed(self, call_id: str, leg: str, sdp: bytes, new_call: bool,
                 exc: Exception) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 from b2bua_helpers import CALLEE, CALLER, POOL, Rig, answered_call, in_dialog, rig
-from rtpengine_helpers import BOUND, RTPENGINE, Rtpengine
+from rtpengine_helpers import BOUND, RTPENGINE, Rtpengine, rtp_packet
 from test_anchored_calls import _flow, anchored_call
 
 from sipmask.b2bua.media import MediaContext, Passthrough
@@ -206,17 +206,27 @@ def test_the_pool_announcement_reaches_the_caller(rtpengine: Rtpengine, tmp_path
 
     async def main() -> None:
         async with anchored_call(rtpengine, before_call=announce) as call:
-            # bob sends nothing: whatever alice receives is rtpengine's own
-            for _ in range(int(BOUND / 0.02)):
-                if len(call.alice.rtp_in) >= 45:
-                    break
+            # both parties talk all along; the caller hears the prompt, then the callee
+            seq, heard_during_prompt = 0, None
+            while not any(p[8:12] == b"\x00\x00\x22\x22" for p in call.alice.rtp_in):
+                assert seq < BOUND / 0.02, f"{len(call.alice.rtp_in)} packets, no bridge"
+                call.alice.send_rtp(rtp_packet(seq, 0x1111), call.to_anchor_from_alice)
+                call.bob.send_rtp(rtp_packet(seq, 0x2222), call.to_anchor_from_bob)
+                seq += 1
                 await asyncio.sleep(0.02)
-            packets = list(call.alice.rtp_in)
+                if heard_during_prompt is None and len(call.alice.rtp_in) >= 25:
+                    heard_during_prompt = len(call.bob.rtp_in)  # the prompt is half played
+            received = list(call.alice.rtp_in)
             in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
             await call.r.callee.request("BYE")
         assert call.hook.snapshot()["media_announcements_total"] == 1
-        assert len(packets) >= 45, f"{len(packets)} prompt packets"
+        first_bob = next(i for i, p in enumerate(received) if p[8:12] == b"\x00\x00\x22\x22")
+        packets = received[:first_bob]
+        assert len(packets) >= 45, f"{len(packets)} prompt packets"  # 1 s of 20 ms packets
+        assert len({p[8:12] for p in packets}) == 1  # one stream: rtpengine's, nothing else
         assert {p[1] & 0x7F for p in packets} == {0}  # PCMU, as alice offered
+        # the callee heard nothing of the caller during the prompt, and then did
+        assert heard_during_prompt == 0 and call.bob.rtp_in
         for packet in packets[2:-2]:
             samples = [_ulaw(b) for b in packet[12:]]
             assert len(samples) == 160
