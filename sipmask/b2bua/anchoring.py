@@ -102,7 +102,7 @@ class Anchoring:
             "media_ng_errors_total": ng.errors,
             "media_ng_timeouts_total": ng.timeouts,
             "media_ng_unavailable_total": ng.unavailable,
-            "media_calls_anchored": sum(i.calls for i in self.client.instances),
+            "media_calls_anchored_now": sum(i.calls for i in self.client.instances),
             "media_rtpengine_up": up,
             "media_rtpengine_down": len(self.client.instances) - up,
         }

@@ -338,7 +338,7 @@ def test_server_wires_the_hook_from_the_config(rtpengine: Rtpengine) -> None:
             await hook.end(MediaContext("wired"))
             metrics = hook.snapshot()
             assert metrics["media_calls_anchored_total"] == 1
-            assert metrics["media_calls_anchored"] == 0 and metrics["media_rtpengine_up"] == 1
+            assert metrics["media_calls_anchored_now"] == 0 and metrics["media_rtpengine_up"] == 1
 
     asyncio.run(main())
 
