@@ -269,6 +269,9 @@ class TrunkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     record: bool = False
     """With media anchored: record the calls coming from or going to this trunk
     (docs/media.md)."""
+    media: MediaSide | None = None
+    """With media anchored: how rtpengine presents media towards this trunk, replacing
+    `[media.caller]` or `[media.callee]` for the side this trunk is on."""
 
 
 class MaskingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -112,9 +112,9 @@ class Anchoring:
         offerer = OTHER[leg]
         message: dict[str, Encodable] = {
             "command": "offer", "from-tag": offerer, "sdp": sdp,
-            **self._options(self._side(leg)),
+            **self._options(self._side(call, leg)),
         }
-        towards, source = self._side(leg), self._side(offerer)
+        towards, source = self._side(call, leg), self._side(call, offerer)
         if towards.interface and source.interface:
             message["direction"] = [source.interface, towards.interface]
         if towards.transport_protocol:
@@ -127,7 +127,7 @@ class Anchoring:
         self.stats.answers += 1
         message: dict[str, Encodable] = {
             "command": "answer", "from-tag": leg, "to-tag": OTHER[leg], "sdp": sdp,
-            **self._options(self._side(leg)),
+            **self._options(self._side(call, leg)),
         }
         return await self._command(call, leg, sdp, message, answered=True)
 
@@ -165,8 +165,11 @@ class Anchoring:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _side(self, leg: str) -> MediaSide:
-        return self.config.caller if leg == "caller" else self.config.callee
+    def _side(self, call: MediaContext, leg: str) -> MediaSide:
+        """How media is presented towards `leg`: its trunk's `media`, else `[media.<leg>]`."""
+        if leg == "caller":
+            return call.caller_media or self.config.caller
+        return call.callee_media or self.config.callee
 
     def _options(self, side: MediaSide) -> dict[str, Encodable]:
         flags: list[Encodable] = [*self.config.flags, *side.flags]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, MediaSide
     from .call import Call
     from .routing import Router
 
@@ -46,6 +46,8 @@ class MediaContext:
         record: the session or either trunk asks for the call to be recorded.
         announcement: a prompt (a file on the media server) to play to the caller before
             the parties are bridged, or None.
+        caller_media, callee_media: the trunks' `media` settings (None: `[media.caller]`,
+            `[media.callee]`).
     """
 
     call_id: str
@@ -54,6 +56,8 @@ class MediaContext:
     callee_trunk: str | None = None
     record: bool = False
     announcement: str | None = None
+    caller_media: MediaSide | None = None
+    callee_media: MediaSide | None = None
 
 
 def media_context(call: Call, router: Router, config: Config) -> MediaContext:
@@ -73,6 +77,8 @@ def media_context(call: Call, router: Router, config: Config) -> MediaContext:
         record=bool((binding is not None and binding.record) or call.trunk.config.record
                     or (callee_trunk is not None and callee_trunk.config.record)),
         announcement=announcement,
+        caller_media=call.trunk.config.media,
+        callee_media=callee_trunk.config.media if callee_trunk is not None else None,
     )
 
 

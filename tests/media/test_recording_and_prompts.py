@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 import pytest
 from b2bua_helpers import CALLEE, CALLER, POOL, Rig, answered_call, in_dialog, rig
-from rtpengine_helpers import BOUND, RTPENGINE, Rtpengine, rtp_packet
-from test_anchored_calls import _flow, anchored_call
+from rtpengine_helpers import BOUND, RTPENGINE, Rtpengine, offer_sdp, rtp_packet
+from test_anchored_calls import CALLER_MEDIA, _flow, anchored_call
 
 from sipmask.b2bua.media import MediaContext, Passthrough
 from sipmask.config import PoolConfig
@@ -235,5 +235,40 @@ def test_the_pool_announcement_reaches_the_caller(rtpengine: Rtpengine, tmp_path
             # the tone of the WAV: its loudness, and 1 kHz = 40 sign changes per 20 ms
             assert abs(rms - TONE_AMPLITUDE / math.sqrt(2)) < 0.1 * TONE_AMPLITUDE
             assert 38 <= crossings <= 42
+
+    asyncio.run(main())
+
+
+def test_a_trunk_media_setting_replaces_the_side_default(rtpengine: Rtpengine) -> None:
+    from sipmask._core import Response
+    from sipmask.b2bua.anchoring import Anchoring
+    from sipmask.config import MediaConfig, MediaSide, RtpengineInstance, parse_config
+    from sipmask.media.ng import NgClient
+
+    # the key as an operator writes it
+    trunk = parse_config(
+        '[[trunks]]\nname = "carrier"\ninbound = ["127.0.0.1/32"]\n'
+        '[trunks.media]\ntransport_protocol = "RTP/SAVP"\n', env={}).trunks[0]
+    assert trunk.media == MediaSide(transport_protocol="RTP/SAVP")
+
+    async def main() -> None:
+        config = MediaConfig(backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
+                             callee=MediaSide(transport_protocol="RTP/AVP"))
+        client = NgClient([("127.0.0.1", rtpengine.ng_port, 1)], ping_interval=0)
+        await client.start()
+        try:
+            async with rig(media=Anchoring(client, config)) as r:
+                state = r.engine.router.by_name["carrier"]
+                state.config = msgspec.structs.replace(state.config, media=trunk.media)
+                r.invite(body=offer_sdp(CALLER_MEDIA, 40000))
+                b_invite = await r.callee.request("INVITE")
+                # the callee's trunk says SAVP, [media.callee] AVP: the trunk's wins
+                assert b" RTP/SAVP 0" in b_invite.body and b"a=crypto:" in b_invite.body
+                r.callee.answer(b_invite, 486)
+                final = await r.caller.next()
+                while not (isinstance(final, Response) and final.status >= 300):
+                    final = await r.caller.next()
+        finally:
+            await client.close()
 
     asyncio.run(main())
