@@ -397,8 +397,9 @@ class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
     """Extra ng `flags` on every offer and answer."""
     record: bool = False
-    """Record every anchored call (rtpengine's `record call`, files under its
-    `--recording-dir`, named after the call id, with `sipmask_call:<id>` as metadata)."""
+    """Record every anchored call (rtpengine's `start recording` after the first answer,
+    files under its `--recording-dir` named after the call id; a session's or a trunk's
+    `record` does the same for their calls)."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
