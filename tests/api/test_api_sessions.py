@@ -148,6 +148,7 @@ async def test_create_with_every_field(client: Any, store: SessionStore, clock: 
         "call_time_limit": 900,
         "ring_timeout": 30,
         "metadata": {"order": "A-17", "tags": ["x", 1]},
+        "record": True,
     }
     resp = await client.post("/v1/sessions", json=body)
     assert resp.status == 201
@@ -164,6 +165,8 @@ async def test_create_with_every_field(client: Any, store: SessionStore, clock: 
     assert session["call_time_limit"] == 900 and session["ring_timeout"] == 30
     assert session["metadata"] == {"order": "A-17", "tags": ["x", 1]}
     assert session["id"].startswith("default.")
+    assert session["record"] is True
+    assert (await store.get_session(session["id"])).record
 
 
 @with_api
@@ -172,6 +175,7 @@ async def test_defaults(client: Any, store: SessionStore, clock: Any) -> None:
     session = await resp.json()
     assert session["ttl"] == 3600 and session["expiry"] == "absolute"
     assert session["call_time_limit"] is None and session["metadata"] == {}
+    assert session["record"] is False
 
 
 @with_api
