@@ -216,9 +216,9 @@ class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Numbers the allocation rule may assign."""
     reserved: tuple[str, ...] = ()
     """Numbers never auto-assigned, only pinned at session creation."""
-    announcement: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
-    """With media anchored: a prompt (a WAV file on the rtpengine host) played to the
-    caller of this pool's sessions once their media is anchored (docs/media.md)."""
+    announcement: _Name | None = None
+    """With media anchored: the name of a `[media.announcements]` prompt played to the
+    caller of this pool's sessions before the parties are bridged (docs/media.md)."""
 
 
 class Digest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -396,6 +396,9 @@ class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     "relay": passed on as sent."""
     flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
     """Extra ng `flags` on every offer and answer."""
+    announcements: dict[_Name, Annotated[str, Meta(min_length=1, max_length=4096)]] = {}
+    """Prompts by name: a file path on the rtpengine host (a WAV, or anything its ffmpeg
+    reads). Pools and sessions name one; nothing else reaches rtpengine's `play media`."""
     record: bool = False
     """Record every anchored call (rtpengine's `start recording` after the first answer,
     files under its `--recording-dir` named after the call id; a session's or a trunk's
@@ -786,6 +789,9 @@ def _semantic(
             'store.backend = "redis" (the memory store lives in one process)')
 
     _check_pools(config, kept.get("pools", list(range(len(config.pools)))), errors)
+    for i, pool in zip(kept.get("pools", range(len(config.pools))), config.pools, strict=True):
+        if pool.announcement is not None and pool.announcement not in config.media.announcements:
+            err(f"pools[{i}].announcement", "not a name of [media.announcements]")
     _check_trunks(config, kept.get("trunks", list(range(len(config.trunks)))), err)
 
     for i, header in enumerate(config.masking.allow_headers):

@@ -370,6 +370,7 @@ def _session_spec(body: CreateSession) -> SessionSpec:
         ring_timeout=body.ring_timeout,
         metadata=body.metadata,
         record=body.record,
+        announcement=body.announcement,
     )
 
 

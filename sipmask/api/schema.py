@@ -89,6 +89,8 @@ class CreateSession(Struct, frozen=True, forbid_unknown_fields=True):
         metadata: opaque JSON object kept with the session, at most 4096 bytes encoded.
         record: record the session's calls (needs media anchored through rtpengine; the
             call record then names the recording).
+        announcement: the name of a prompt of the config's `[media.announcements]` played
+            to the caller of the session's calls before the bridge (instead of the pool's).
     """
 
     participants: tuple[ParticipantIn, ParticipantIn]
@@ -99,6 +101,7 @@ class CreateSession(Struct, frozen=True, forbid_unknown_fields=True):
     ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
     metadata: dict[str, Any] = {}
     record: bool = False
+    announcement: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
 class PoolIn(Struct, frozen=True, forbid_unknown_fields=True):

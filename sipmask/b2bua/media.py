@@ -17,6 +17,7 @@ A hook that cannot anchor a call and must not let its media flow directly raises
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from .routing import Router
 
 SdpKind = Literal["offer", "answer"]
+
+log = logging.getLogger(__name__)
 
 
 class MediaRefused(Exception):
@@ -62,13 +65,18 @@ class MediaContext:
 
 def media_context(call: Call, router: Router, config: Config) -> MediaContext:
     """The context of `call` as the engine knows it at its first SDP: recorded when the
-    session, the caller's trunk or the callee's trunk says so; the announcement of the
-    session's pool (a `[[pools]]` entry)."""
+    session, the caller's trunk or the callee's trunk says so; the announcement (a file path)
+    named by the session, else by its pool's `[[pools]]` entry."""
     binding = call.binding
     target = call.targets[call.target_index] if call.target_index < len(call.targets) else None
     callee_trunk = router.by_name.get(target.trunk or "") if target is not None else None
     pool = binding.session_id.partition(".")[0] if binding is not None else None
-    announcement = next((p.announcement for p in config.pools if p.name == pool), None)
+    name = binding.announcement if binding is not None else None
+    if name is None:
+        name = next((p.announcement for p in config.pools if p.name == pool), None)
+    announcement = config.media.announcements.get(name) if name is not None else None
+    if name is not None and announcement is None:
+        log.warning("call %s: no prompt named %r in [media.announcements]", call.id, name)
     return MediaContext(
         call_id=call.id,
         session_id=binding.session_id if binding is not None else None,

@@ -365,6 +365,7 @@ class MemoryStore:
             ring_timeout=spec.ring_timeout,
             metadata=spec.metadata,
             record=spec.record,
+            announcement=spec.announcement,
         )
         self._commit(SessionSaved(session))
         return session

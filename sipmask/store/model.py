@@ -22,6 +22,8 @@ MAX_METADATA_BYTES = 4096
 MAX_TTL = 30 * 24 * 3600
 
 Seconds = Annotated[int, Meta(ge=1, le=MAX_TTL)]
+PromptName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""A `[media.announcements]` name (never a path: the API does not choose files)."""
 
 
 class ExpiryMode(enum.Enum):
@@ -84,6 +86,8 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
         ring_timeout: seconds to ring the other party before giving up.
         metadata: opaque JSON object, at most MAX_METADATA_BYTES encoded.
         record: record the session's calls (with media anchored: docs/media.md).
+        announcement: the name of a `[media.announcements]` prompt played to the caller of
+            the session's calls before the bridge (instead of the pool's), or None.
     """
 
     participants: tuple[ParticipantSpec, ParticipantSpec]
@@ -94,6 +98,7 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
     ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
     metadata: dict[str, Any] = {}
     record: bool = False
+    announcement: PromptName | None = None
 
 
 class Participant(Struct, frozen=True):
@@ -130,6 +135,7 @@ class Session(Struct, frozen=True):
         closed_at: when it closed, or None.
         metadata: opaque JSON object from the creator.
         record: the session's calls are recorded (with media anchored).
+        announcement: the prompt played to the caller of its calls, by name, or None.
     """
 
     id: str
@@ -146,6 +152,7 @@ class Session(Struct, frozen=True):
     closed_at: float | None = None
     metadata: dict[str, Any] = {}
     record: bool = False
+    announcement: str | None = None
 
 
 class Binding(Struct, frozen=True):
@@ -162,6 +169,7 @@ class Binding(Struct, frozen=True):
         ring_timeout: seconds to ring the callee, or None.
         expires_at: the session's expiry after this lookup (renewed if sliding).
         record: the session's calls are recorded.
+        announcement: the session's prompt name, or None.
     """
 
     session_id: str
@@ -171,6 +179,7 @@ class Binding(Struct, frozen=True):
     ring_timeout: int | None
     expires_at: float
     record: bool = False
+    announcement: str | None = None
 
     @property
     def caller_id(self) -> str:
@@ -232,6 +241,7 @@ def binding_for(session: Session, dialled: str, caller: str) -> Binding | None:
         ring_timeout=session.ring_timeout,
         expires_at=session.expires_at,
         record=session.record,
+        announcement=session.announcement,
     )
 
 

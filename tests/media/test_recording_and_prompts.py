@@ -44,11 +44,13 @@ class Told(Passthrough):
         self.ended.append(call)
 
 
-async def _store_with_session(*, record: bool) -> tuple[MemoryStore, Session]:
+async def _store_with_session(*, record: bool = False, announcement: str | None = None,
+                              ) -> tuple[MemoryStore, Session]:
     store = MemoryStore(None)
     await store.set_pool("default", POOL)
     session = await store.create_session(SessionSpec(
-        participants=(ParticipantSpec(CALLER), ParticipantSpec(CALLEE)), record=record))
+        participants=(ParticipantSpec(CALLER), ParticipantSpec(CALLEE)), record=record,
+        announcement=announcement))
     return store, session
 
 
@@ -196,16 +198,25 @@ def _ulaw(byte: int) -> int:
     return 0x84 - sample if u & 0x80 else sample - 0x84
 
 
-def test_the_pool_announcement_reaches_the_caller(rtpengine: Rtpengine, tmp_path: Path) -> None:
+@pytest.mark.parametrize("named_by", ["pool", "session"])
+def test_the_announcement_reaches_the_caller_before_the_bridge(
+        rtpengine: Rtpengine, tmp_path: Path, named_by: str) -> None:
     prompt = _prompt(tmp_path / "prompt.wav")
 
     def announce(r: Rig) -> None:
-        # The rig's pool is declared in its TOML without one; set it as a reload would.
-        r.engine.config = msgspec.structs.replace(r.engine.config, pools=(
-            PoolConfig(name="default", numbers=POOL, announcement=str(prompt)),))
+        # The rig's TOML has no prompts; set them as a reload would.
+        config = r.engine.config
+        pool = PoolConfig(name="default", numbers=POOL,
+                          announcement="notice" if named_by == "pool" else None)
+        r.engine.config = msgspec.structs.replace(
+            config, pools=(pool,), media=msgspec.structs.replace(
+                config.media, announcements={"notice": str(prompt), "other": "/nowhere"}))
 
     async def main() -> None:
-        async with anchored_call(rtpengine, before_call=announce) as call:
+        store, session = await _store_with_session(
+            announcement="notice" if named_by == "session" else None)
+        async with anchored_call(rtpengine, store=store, session=False,
+                                 before_call=_with(session, announce)) as call:
             # both parties talk all along; the caller hears the prompt, then the callee
             seq, heard_during_prompt = 0, None
             while not any(p[8:12] == b"\x00\x00\x22\x22" for p in call.alice.rtp_in):
