@@ -234,6 +234,9 @@ class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Numbers the allocation rule may assign."""
     reserved: tuple[str, ...] = ()
     """Numbers never auto-assigned, only pinned at session creation."""
+    announcement: _Name | None = None
+    """With media anchored: the name of a `[media.announcements]` prompt played to the
+    caller of this pool's sessions before the parties are bridged (docs/media.md)."""
 
 
 class Digest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -281,6 +284,12 @@ class TrunkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """New calls per second through this trunk; no limit when absent."""
     probe_interval: _ProbeSeconds = 30.0
     """Seconds between OPTIONS probes of each outbound destination; 0 turns probing off."""
+    record: bool = False
+    """With media anchored: record the calls coming from or going to this trunk
+    (docs/media.md)."""
+    media: MediaSide | None = None
+    """With media anchored: how rtpengine presents media towards this trunk, replacing
+    `[media.caller]` or `[media.callee]` for the side this trunk is on."""
 
 
 class MaskingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -405,9 +414,13 @@ class MediaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     "relay": passed on as sent."""
     flags: tuple[Annotated[str, Meta(min_length=1, max_length=64)], ...] = ()
     """Extra ng `flags` on every offer and answer."""
+    announcements: dict[_Name, Annotated[str, Meta(min_length=1, max_length=4096)]] = {}
+    """Prompts by name: a file path on the rtpengine host (a WAV, or anything its ffmpeg
+    reads). Pools and sessions name one; nothing else reaches rtpengine's `play media`."""
     record: bool = False
-    """Record every anchored call (rtpengine's `record call`, files under its
-    `--recording-dir`, named after the call id, with `sipmask_call:<id>` as metadata)."""
+    """Record every anchored call (rtpengine's `start recording` after the first answer,
+    files under its `--recording-dir` named after the call id; a session's or a trunk's
+    `record` does the same for their calls)."""
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -794,6 +807,9 @@ def _semantic(
             'store.backend = "redis" (the memory store lives in one process)')
 
     _check_pools(config, kept.get("pools", list(range(len(config.pools)))), errors)
+    for i, pool in zip(kept.get("pools", range(len(config.pools))), config.pools, strict=True):
+        if pool.announcement is not None and pool.announcement not in config.media.announcements:
+            err(f"pools[{i}].announcement", "not a name of [media.announcements]")
     _check_trunks(config, kept.get("trunks", list(range(len(config.trunks)))), err)
 
     for i, header in enumerate(config.masking.allow_headers):

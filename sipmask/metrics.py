@@ -204,6 +204,53 @@ class SipmaskCollector(Collector):
         for result, count in sorted(m.reloads.items()):
             reloads.add_metric([result], count)
         yield reloads
+        yield from media_families(m)
+
+
+# --- media anchoring (docs/media.md): the hook's own flat counters and gauges ---------------
+
+MEDIA_HELP = {
+    "media_offers": "SDP offers sent through rtpengine.",
+    "media_answers": "SDP answers sent through rtpengine.",
+    "media_calls_anchored": "Calls whose first offer rtpengine took.",
+    "media_calls_direct": "Calls left unanchored (no rtpengine, on_failure = direct).",
+    "media_calls_refused": "Calls ended because no rtpengine took them (on_failure = reject).",
+    "media_failures": "ng commands that failed (timeout, error, no instance up).",
+    "media_recordings": "Calls whose recording rtpengine started.",
+    "media_announcements": "Announcements rtpengine started playing to a caller.",
+    "media_ng_requests": "ng requests sent.",
+    "media_ng_errors": "ng error replies.",
+    "media_ng_timeouts": "ng requests without a reply after the retries.",
+    "media_ng_unavailable": "ng commands with no rtpengine instance up.",
+    "media_calls_anchored_now": "Calls held in rtpengine now.",
+    "media_rtpengine_up": "rtpengine instances up (answering pings).",
+    "media_rtpengine_down": "rtpengine instances marked down.",
+}
+"""Help text per snapshot key (without `_total`); a key not listed gets a generic one."""
+
+
+def media_snapshot(engine: Any) -> dict[str, int]:
+    """The media hook's metrics (`Anchoring.snapshot`), or {} without a hook that has any."""
+    take = getattr(getattr(engine, "media", None), "snapshot", None)
+    return dict(take()) if callable(take) else {}
+
+
+def media_families(m: Metrics) -> Iterator[Metric]:
+    """`sipmask_media_*`: `*_total` keys are counters, the others gauges (calls anchored
+    now, instances up and down); a supervisor sums its workers'."""
+    if m.worker_stats_dir is not None:
+        values: dict[str, int] = {}
+        for snap in read_snapshots(m.worker_stats_dir):
+            for key, value in snap.get("media", {}).items():
+                values[key] = values.get(key, 0) + value
+    else:
+        values = media_snapshot(m.engine)
+    for key, value in sorted(values.items()):
+        if key.endswith("_total"):
+            name = key.removesuffix("_total")
+            yield _counter(f"sipmask_{name}", MEDIA_HELP.get(name, "Media counter."), value)
+        else:
+            yield _gauge(f"sipmask_{key}", MEDIA_HELP.get(key, "Media gauge."), value)
 
 
 # --- several workers: each writes its counters to a file, the supervisor sums them ----------
@@ -235,6 +282,7 @@ def snapshot(engine: B2BUA, endpoint: SipEndpoint) -> dict[str, Any]:
              "refused_source": u.stats.refused_source}
             for u in endpoint.udp
         ],
+        "media": media_snapshot(engine),
     }
 
 

@@ -369,6 +369,8 @@ def _session_spec(body: CreateSession) -> SessionSpec:
         call_time_limit=body.call_time_limit,
         ring_timeout=body.ring_timeout,
         metadata=body.metadata,
+        record=body.record,
+        announcement=body.announcement,
     )
 
 

@@ -87,6 +87,10 @@ class CreateSession(Struct, frozen=True, forbid_unknown_fields=True):
         call_time_limit: longest call in seconds, per call.
         ring_timeout: seconds to ring the other party.
         metadata: opaque JSON object kept with the session, at most 4096 bytes encoded.
+        record: record the session's calls (needs media anchored through rtpengine; the
+            call record then names the recording).
+        announcement: the name of a prompt of the config's `[media.announcements]` played
+            to the caller of the session's calls before the bridge (instead of the pool's).
     """
 
     participants: tuple[ParticipantIn, ParticipantIn]
@@ -96,6 +100,8 @@ class CreateSession(Struct, frozen=True, forbid_unknown_fields=True):
     call_time_limit: Seconds | None = None
     ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
     metadata: dict[str, Any] = {}
+    record: bool = False
+    announcement: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
 class PoolIn(Struct, frozen=True, forbid_unknown_fields=True):

@@ -25,7 +25,7 @@ from ..config import MediaConfig, MediaSide
 from ..errors import ParseError
 from ..media.bencode import Encodable
 from ..media.ng import NgClient, NgError, NgUnavailable
-from .media import MediaRefused
+from .media import MediaContext, MediaRefused
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ class AnchoringStats:
     """Calls ended because no rtpengine answered (on_failure=reject)."""
     failures: int = 0
     """ng commands that failed (timeout, error reply, no instance up)."""
+    recordings: int = 0
+    """Calls whose recording rtpengine started."""
+    announcements: int = 0
+    """Prompts rtpengine started playing to a caller."""
 
 
 class Anchoring:
@@ -63,14 +67,22 @@ class Anchoring:
         self._direct: set[str] = set()
         self._last: dict[tuple[str, str], bytes] = {}
         """The last body sent on each (call, leg): resent when rtpengine is gone mid-call."""
+        self._recorded: set[str] = set()
+        """Calls whose recording rtpengine started."""
+        self._answered: set[str] = set()
+        """Calls that had their first answer (recording and announcement start then)."""
+        self._prompts: dict[str, asyncio.TimerHandle] = {}
+        """Calls playing their announcement: the unblock when it is over."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self._busy: dict[str, asyncio.Future[None]] = {}
         """The command in flight per call (the engine sends one at a time per call): `end`
         waits for it, or a call ended during its first offer would stay in rtpengine."""
 
-    def recording(self, call_id: str) -> str | None:
-        """The reference of a call's recording (rtpengine names its files after it), or None
-        when the call is not recorded."""
-        return call_id if self.config.record and self.client.anchored(call_id) else None
+    def recording(self, call: MediaContext) -> str | None:
+        """The reference of a call's recording: the call id rtpengine knows it by, which
+        names its files (`pcaps/<id>-<random>.pcap`, `metadata/rtpengine-meta-<id>-...`);
+        None when rtpengine did not start recording it. (rtpengine's replies name no file.)"""
+        return call.call_id if call.call_id in self._recorded else None
 
     def snapshot(self) -> dict[str, int]:
         """Media metrics, flat, for `metrics.py`: counters (only ever increase) and the
@@ -84,51 +96,64 @@ class Anchoring:
             "media_calls_direct_total": self.stats.calls_direct,
             "media_calls_refused_total": self.stats.calls_refused,
             "media_failures_total": self.stats.failures,
+            "media_recordings_total": self.stats.recordings,
+            "media_announcements_total": self.stats.announcements,
             "media_ng_requests_total": ng.requests,
             "media_ng_errors_total": ng.errors,
             "media_ng_timeouts_total": ng.timeouts,
             "media_ng_unavailable_total": ng.unavailable,
-            "media_calls_anchored": sum(i.calls for i in self.client.instances),
+            "media_calls_anchored_now": sum(i.calls for i in self.client.instances),
             "media_rtpengine_up": up,
             "media_rtpengine_down": len(self.client.instances) - up,
         }
 
-    async def offer(self, call_id: str, leg: str, sdp: bytes) -> bytes:
+    async def offer(self, call: MediaContext, leg: str, sdp: bytes) -> bytes:
         self.stats.offers += 1
         offerer = OTHER[leg]
         message: dict[str, Encodable] = {
             "command": "offer", "from-tag": offerer, "sdp": sdp,
-            **self._options(self._side(leg)),
+            **self._options(self._side(call, leg)),
         }
-        towards, source = self._side(leg), self._side(offerer)
+        towards, source = self._side(call, leg), self._side(call, offerer)
         if towards.interface and source.interface:
             message["direction"] = [source.interface, towards.interface]
         if towards.transport_protocol:
             message["transport-protocol"] = towards.transport_protocol
         if towards.address_family:
             message["address family"] = towards.address_family
-        if self.config.record:
-            message["record call"] = "yes"
-            message["metadata"] = f"sipmask_call:{call_id}"
-        return await self._command(call_id, leg, sdp, message)
+        return await self._command(call, leg, sdp, message)
 
-    async def answer(self, call_id: str, leg: str, sdp: bytes) -> bytes:
+    async def answer(self, call: MediaContext, leg: str, sdp: bytes) -> bytes:
         self.stats.answers += 1
         message: dict[str, Encodable] = {
             "command": "answer", "from-tag": leg, "to-tag": OTHER[leg], "sdp": sdp,
-            **self._options(self._side(leg)),
+            **self._options(self._side(call, leg)),
         }
-        return await self._command(call_id, leg, sdp, message)
+        return await self._command(call, leg, sdp, message, answered=True)
 
-    async def end(self, call_id: str) -> None:
+    async def end(self, call: MediaContext) -> None:
+        call_id = call.call_id
         busy = self._busy.get(call_id)
         if busy is not None:
             await busy
         self._direct.discard(call_id)
+        self._answered.discard(call_id)
+        if (prompt := self._prompts.pop(call_id, None)) is not None:
+            prompt.cancel()
+        recorded = call_id in self._recorded
+        self._recorded.discard(call_id)
         self._last.pop((call_id, "caller"), None)
         self._last.pop((call_id, "callee"), None)
         if not self.client.anchored(call_id):
             return
+        if recorded:
+            # rtpengine closes the files at delete too; stopping first ends the recording
+            # even when the delete is lost.
+            try:
+                await self.client.call_command(call_id, {"command": "stop recording"})
+            except NgError as exc:
+                self.stats.failures += 1
+                log.warning("call %s: rtpengine stop recording failed: %s", call_id, exc)
         try:
             await self.client.call_command(call_id, {"command": "delete"})
         except NgError as exc:
@@ -140,8 +165,11 @@ class Anchoring:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _side(self, leg: str) -> MediaSide:
-        return self.config.caller if leg == "caller" else self.config.callee
+    def _side(self, call: MediaContext, leg: str) -> MediaSide:
+        """How media is presented towards `leg`: its trunk's `media`, else `[media.<leg>]`."""
+        if leg == "caller":
+            return call.caller_media or self.config.caller
+        return call.callee_media or self.config.callee
 
     def _options(self, side: MediaSide) -> dict[str, Encodable]:
         flags: list[Encodable] = [*self.config.flags, *side.flags]
@@ -156,8 +184,9 @@ class Anchoring:
         options["flags"] = flags
         return options
 
-    async def _command(self, call_id: str, leg: str, sdp: bytes,
-                       message: dict[str, Encodable]) -> bytes:
+    async def _command(self, call: MediaContext, leg: str, sdp: bytes,
+                       message: dict[str, Encodable], *, answered: bool = False) -> bytes:
+        call_id = call.call_id
         if call_id in self._direct:
             return sdp
         new_call = not self.client.anchored(call_id)
@@ -171,6 +200,9 @@ class Anchoring:
             if self.config.rtcp == "drop":
                 body = _rtcp_to_discard(body)
             out = _rebuild_like(sdp, body)
+            if answered and call_id not in self._answered:
+                self._answered.add(call_id)
+                await self._on_first_answer(call)
         except (NgError, ParseError) as exc:
             self.stats.failures += 1
             return self._failed(call_id, leg, sdp, new_call, exc)
@@ -181,6 +213,68 @@ class Anchoring:
             self.stats.calls_anchored += 1
         self._last[call_id, leg] = out
         return out
+
+    async def _on_first_answer(self, call: MediaContext) -> None:
+        """Both parties' media is known to rtpengine: start recording (when the session, a
+        trunk or `[media] record` asks) and play the announcement to the caller. A failure
+        here is logged and the call goes on (unrecorded, or without the prompt)."""
+        call_id = call.call_id
+        if call.record or self.config.record:
+            metadata = f"sipmask_call:{call_id}"
+            if call.session_id is not None:
+                metadata += f"|sipmask_session:{call.session_id}"
+            try:
+                await self.client.call_command(call_id, {
+                    "command": "start recording", "from-tag": "caller", "metadata": metadata})
+            except NgError as exc:
+                self.stats.failures += 1
+                log.warning("call %s: rtpengine did not start recording: %s", call_id, exc)
+            else:
+                self._recorded.add(call_id)
+                self.stats.recordings += 1
+        if call.announcement is not None:
+            await self._announce(call_id, call.announcement)
+
+    async def _announce(self, call_id: str, prompt: str) -> None:
+        """Play `prompt` to the caller before the parties are bridged: media from both
+        parties is blocked, rtpengine plays the file to the caller (from its own RTP port,
+        its own SSRC), and both are unblocked when it reports the prompt over. Without the
+        block the callee's media would reach the caller interleaved with the prompt."""
+        try:
+            for tag in ("callee", "caller"):
+                await self.client.call_command(call_id, {"command": "block media",
+                                                         "from-tag": tag})
+            reply = await self.client.call_command(call_id, {
+                "command": "play media", "from-tag": "caller", "file": prompt})
+        except NgError as exc:
+            self.stats.failures += 1
+            log.warning("call %s: rtpengine did not play the announcement: %s", call_id, exc)
+            duration = 0.0
+        else:
+            self.stats.announcements += 1
+            value = reply.get(b"duration")
+            duration = value / 1000 if isinstance(value, int) and value > 0 else 0.0
+        loop = asyncio.get_running_loop()
+        self._prompts[call_id] = loop.call_later(duration, self._bridge, call_id)
+
+    def _bridge(self, call_id: str) -> None:
+        """The prompt is over: media flows between the parties."""
+        self._prompts.pop(call_id, None)
+        task = asyncio.ensure_future(self._unblock(call_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unblock(self, call_id: str) -> None:
+        if not self.client.anchored(call_id):
+            return  # ended meanwhile (and deleted)
+        try:
+            for tag in ("callee", "caller"):
+                await self.client.call_command(call_id, {"command": "unblock media",
+                                                         "from-tag": tag})
+        except NgError as exc:
+            self.stats.failures += 1
+            log.warning("call %s: rtpengine did not unblock media after the announcement: "
+                        "%s", call_id, exc)
 
     def _failed(self, call_id: str, leg: str, sdp: bytes, new_call: bool,
                 exc: Exception) -> bytes:

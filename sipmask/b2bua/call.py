@@ -18,6 +18,7 @@ from .._core import Request, Response, SdpOrigin
 from ..sip.dialog import Dialog, DialogSet
 from ..sip.events import Address, TransactionKey
 from ..store.model import Binding
+from .media import MediaContext
 from .routing import Target, TrunkState
 
 
@@ -127,6 +128,8 @@ class Call:
     """Messages waiting for the media hook, in order: (message, leg, sdp kind, send); made
     when the first one waits (an empty deque is 600 bytes per held call)."""
     pumping: bool = False
+    media_context: MediaContext | None = None
+    """What the media hook is told of the call: made at its first SDP through the hook."""
     auth_headers: tuple[tuple[str, str], ...] = ()
     auth_tried: bool = False
     min_se: int = 0

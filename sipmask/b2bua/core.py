@@ -37,7 +37,7 @@ from ..webhooks import WebhookSender
 from . import numbers
 from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .dns import SipResolver
-from .media import MediaHook, MediaRefused
+from .media import MediaHook, MediaRefused, media_context
 from .routing import Router, TrunkState
 from .timers import CallTimers, Owner, TimerOwner
 
@@ -211,8 +211,10 @@ class CallControl:
                 message, leg, kind, send = call.outbox[0]
                 if kind is not None:
                     hook = self.media.offer if kind == "offer" else self.media.answer
+                    if call.media_context is None:
+                        call.media_context = media_context(call, self.router, self.config)
                     try:
-                        message.body = await hook(call.id, leg, message.body)
+                        message.body = await hook(call.media_context, leg, message.body)
                     except MediaRefused:
                         if call.phase is Phase.ANSWERED:
                             self._hang_up(call, None, "failed", cause="media")
@@ -415,8 +417,8 @@ class CallControl:
         call.outbox = None
         self.timers.arm(call, "forget", self._now() + FORGET_AFTER, lambda: self._forget(call))
         self._record(call)
-        if self.media is not None:
-            self._spawn(self.media.end(call.id))
+        if self.media is not None and call.media_context is not None:
+            self._spawn(self.media.end(call.media_context))
 
     def _forget(self, call: Call) -> None:
         for leg in (call.a, call.b):

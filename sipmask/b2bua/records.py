@@ -58,6 +58,8 @@ class CallRecords(CallControl):
             ended_at=call.ended_at,
             status=call.status,
             cause=call.cause,
+            recording=(self.media.recording(call.media_context)
+                       if self.media is not None and call.media_context is not None else None),
         )
         self._queue_record(record)
         if self.events is not None:

@@ -385,6 +385,8 @@ class MemoryStore:
             call_time_limit=spec.call_time_limit,
             ring_timeout=spec.ring_timeout,
             metadata=spec.metadata,
+            record=spec.record,
+            announcement=spec.announcement,
         )
         self._commit(SessionSaved(session))
         return session

@@ -22,6 +22,8 @@ MAX_METADATA_BYTES = 4096
 MAX_TTL = 30 * 24 * 3600
 
 Seconds = Annotated[int, Meta(ge=1, le=MAX_TTL)]
+PromptName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""A `[media.announcements]` name (never a path: the API does not choose files)."""
 
 
 class ExpiryMode(enum.Enum):
@@ -83,6 +85,9 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
         call_time_limit: longest call in seconds, per call (not the session's total).
         ring_timeout: seconds to ring the other party before giving up.
         metadata: opaque JSON object, at most MAX_METADATA_BYTES encoded.
+        record: record the session's calls (with media anchored: docs/media.md).
+        announcement: the name of a `[media.announcements]` prompt played to the caller of
+            the session's calls before the bridge (instead of the pool's), or None.
     """
 
     participants: tuple[ParticipantSpec, ParticipantSpec]
@@ -92,6 +97,8 @@ class SessionSpec(Struct, frozen=True, forbid_unknown_fields=True):
     call_time_limit: Seconds | None = None
     ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
     metadata: dict[str, Any] = {}
+    record: bool = False
+    announcement: PromptName | None = None
 
 
 class Participant(Struct, frozen=True):
@@ -127,6 +134,8 @@ class Session(Struct, frozen=True):
         closed_reason: why it closed (`closed` by the API, `expired`), or None.
         closed_at: when it closed, or None.
         metadata: opaque JSON object from the creator.
+        record: the session's calls are recorded (with media anchored).
+        announcement: the prompt played to the caller of its calls, by name, or None.
     """
 
     id: str
@@ -142,6 +151,8 @@ class Session(Struct, frozen=True):
     closed_reason: str | None = None
     closed_at: float | None = None
     metadata: dict[str, Any] = {}
+    record: bool = False
+    announcement: str | None = None
 
 
 class Binding(Struct, frozen=True):
@@ -157,6 +168,8 @@ class Binding(Struct, frozen=True):
         call_time_limit: longest call in seconds, or None.
         ring_timeout: seconds to ring the callee, or None.
         expires_at: the session's expiry after this lookup (renewed if sliding).
+        record: the session's calls are recorded.
+        announcement: the session's prompt name, or None.
     """
 
     session_id: str
@@ -165,6 +178,8 @@ class Binding(Struct, frozen=True):
     call_time_limit: int | None
     ring_timeout: int | None
     expires_at: float
+    record: bool = False
+    announcement: str | None = None
 
     @property
     def caller_id(self) -> str:
@@ -190,6 +205,8 @@ class Interaction(Struct, frozen=True):
         answered_at, ended_at: when it was answered and ended, None if not (yet).
         status: outcome, e.g. `completed`, `no-answer`, `busy`, `failed`, `refused`.
         cause: SIP status or hangup cause, if any.
+        recording: the reference of the call's recording (rtpengine's call id, which names
+            its recording files: docs/media.md), or None when it was not recorded.
     """
 
     id: str
@@ -203,6 +220,7 @@ class Interaction(Struct, frozen=True):
     ended_at: float | None = None
     status: str = "completed"
     cause: str | None = None
+    recording: str | None = None
 
 
 def binding_for(session: Session, dialled: str, caller: str) -> Binding | None:
@@ -222,6 +240,8 @@ def binding_for(session: Session, dialled: str, caller: str) -> Binding | None:
         call_time_limit=session.call_time_limit,
         ring_timeout=session.ring_timeout,
         expires_at=session.expires_at,
+        record=session.record,
+        announcement=session.announcement,
     )
 
 

@@ -97,6 +97,9 @@ class _SessionDoc(msgspec.Struct, array_like=True, frozen=True):
     call_time_limit: int | None
     ring_timeout: int | None
     metadata: dict[str, Any]
+    record: bool = False
+    """Last, with a default: documents written before it decode as not recorded."""
+    announcement: str | None = None
 
 
 _doc_decoder = msgspec.json.Decoder(_SessionDoc)
@@ -470,6 +473,7 @@ class RedisStore:
         doc = _SessionDoc(
             first.identifier, first.route, second.identifier, second.route, now_ms / 1000,
             spec.ttl, spec.expiry, spec.call_time_limit, spec.ring_timeout, spec.metadata,
+            spec.record, spec.announcement,
         )
         async with _available():
             # A participant that is a number of any pool would call into sipmask (issue 4);
@@ -617,6 +621,8 @@ class RedisStore:
             call_time_limit=doc.call_time_limit,
             ring_timeout=doc.ring_timeout,
             expires_at=int(expires) / 1000,
+            record=doc.record,
+            announcement=doc.announcement,
         )
 
     async def record_interaction(self, interaction: Interaction) -> None:
@@ -806,6 +812,8 @@ def _session(
         closed_reason=closed_reason,
         closed_at=closed_ms / 1000 if closed_ms is not None else None,
         metadata=doc.metadata,
+        record=doc.record,
+        announcement=doc.announcement,
     )
 
 

@@ -25,6 +25,11 @@ def _participant(i: int, **fields: Any) -> dict[str, Any]:
 # (body, status, problem type, field)
 INVALID_BODIES = {
     "no-participants": ({"ttl": 60}, 422, "invalid-body", "$.participants"),
+    # a prompt is named, never a path: the API does not choose what rtpengine reads
+    "announcement-path": (
+        _with(announcement="/var/spool/rtpengine/pcaps/x.pcap"), 422, "invalid-body",
+        "$.announcement",
+    ),
     "one-participant": (
         {"participants": [{"identifier": ALICE}]}, 422, "invalid-body", "$.participants",
     ),
@@ -148,6 +153,8 @@ async def test_create_with_every_field(client: Any, store: SessionStore, clock: 
         "call_time_limit": 900,
         "ring_timeout": 30,
         "metadata": {"order": "A-17", "tags": ["x", 1]},
+        "record": True,
+        "announcement": "notice",
     }
     resp = await client.post("/v1/sessions", json=body)
     assert resp.status == 201
@@ -164,6 +171,8 @@ async def test_create_with_every_field(client: Any, store: SessionStore, clock: 
     assert session["call_time_limit"] == 900 and session["ring_timeout"] == 30
     assert session["metadata"] == {"order": "A-17", "tags": ["x", 1]}
     assert session["id"].startswith("default.")
+    assert session["record"] is True and session["announcement"] == "notice"
+    assert (await store.get_session(session["id"])).record
 
 
 @with_api
@@ -172,6 +181,7 @@ async def test_defaults(client: Any, store: SessionStore, clock: Any) -> None:
     session = await resp.json()
     assert session["ttl"] == 3600 and session["expiry"] == "absolute"
     assert session["call_time_limit"] is None and session["metadata"] == {}
+    assert session["record"] is False
 
 
 @with_api

@@ -8,6 +8,7 @@ import asyncio
 from b2bua_helpers import ack_for, in_dialog, rig, sdp
 
 from sipmask._core import Response, parse_sdp
+from sipmask.b2bua.media import MediaContext
 
 
 class SlowAnchor:
@@ -25,14 +26,17 @@ class SlowAnchor:
         return body.replace(f"m=audio {port} ".encode(), f"m=audio {port + 1000} ".encode()
                             ).replace(b"IN IP4 127.0.0.1", b"IN IP4 127.0.0.9")
 
-    async def offer(self, call_id: str, leg: str, sdp: bytes) -> bytes:
+    async def offer(self, call: MediaContext, leg: str, sdp: bytes) -> bytes:
         return await self._anchor("offer", leg, sdp)
 
-    async def answer(self, call_id: str, leg: str, sdp: bytes) -> bytes:
+    async def answer(self, call: MediaContext, leg: str, sdp: bytes) -> bytes:
         return await self._anchor("answer", leg, sdp)
 
-    async def end(self, call_id: str) -> None:
-        self.ended.append(call_id)
+    async def end(self, call: MediaContext) -> None:
+        self.ended.append(call.call_id)
+
+    def recording(self, call: MediaContext) -> str | None:
+        return None
 
 
 def test_async_anchor_rewrites_each_leg_and_keeps_order() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from rtpengine_helpers import (
 
 from sipmask._core import Request, Response, parse_sdp
 from sipmask.b2bua.anchoring import Anchoring
+from sipmask.b2bua.media import MediaContext
 from sipmask.config import MediaConfig, MediaSide, RtpengineInstance
 from sipmask.media.ng import NgClient
 
@@ -69,7 +70,10 @@ def _rtcp_port(body: bytes, rtp_port: int) -> int:
 @contextlib.asynccontextmanager
 async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop", on_failure: str = "reject",
                         record: bool = False, callee_host: str = CALLEE_MEDIA,
-                        callee: MediaSide | None = None) -> AsyncIterator[MediaCall]:
+                        callee: MediaSide | None = None, store: object = None,
+                        events: object = None, session: bool = True,
+                        before_call: Callable[[Rig], None] | None = None,
+                        ) -> AsyncIterator[MediaCall]:
     config = MediaConfig(
         backend="rtpengine", rtpengine=(RtpengineInstance(rtpengine.address),),
         timeout_ms=200, retries=1, ping_interval=0, on_failure=on_failure,  # type: ignore[arg-type]
@@ -83,7 +87,9 @@ async def anchored_call(rtpengine: Rtpengine, *, rtcp: str = "drop", on_failure:
     alice = await MediaEndpoint().start(CALLER_MEDIA)
     bob = await MediaEndpoint().start(callee_host)
     try:
-        async with rig(media=hook) as r:
+        async with rig(media=hook, store=store, events=events, session=session) as r:
+            if before_call is not None:
+                before_call(r)
             invite = r.invite(body=offer_sdp(CALLER_MEDIA, alice.port))
             b_invite = await r.callee.request("INVITE")
             b_ok = r.callee.answer(b_invite, 200,
@@ -327,12 +333,12 @@ def test_server_wires_the_hook_from_the_config(rtpengine: Rtpengine) -> None:
                 f'[[media.rtpengine]]\naddress = "{rtpengine.address}"\n', env={})
             hook = await _start_media(stack, config)
             assert isinstance(hook, Anchoring)
-            body = await hook.offer("wired", "callee", offer_sdp(CALLER_MEDIA, 40000))
+            body = await hook.offer(MediaContext("wired"), "callee", offer_sdp(CALLER_MEDIA, 40000))
             assert CALLER_MEDIA.encode() not in body and b"c=IN IP4 127.0.0.1" in body
-            await hook.end("wired")
+            await hook.end(MediaContext("wired"))
             metrics = hook.snapshot()
             assert metrics["media_calls_anchored_total"] == 1
-            assert metrics["media_calls_anchored"] == 0 and metrics["media_rtpengine_up"] == 1
+            assert metrics["media_calls_anchored_now"] == 0 and metrics["media_rtpengine_up"] == 1
 
     asyncio.run(main())
 
@@ -399,7 +405,7 @@ def test_recorded_call_has_a_pcap_with_both_sides(tmp_path: Path) -> None:
         async with anchored_call(recorder, record=True) as call:
             await _flow(call, 0)
             (call_id,) = [c.id for c in call.r.engine.calls]
-            assert call.hook.recording(call_id) == call_id
+            assert call.hook.recording(MediaContext(call_id)) == call_id
             in_dialog(call.r.caller, call.invite, call.ok, "BYE", 2, call.r.sipmask)
             await call.r.callee.request("BYE")
         (pcap,) = (tmp_path / "pcaps").glob(f"{call_id}-*.pcap")
@@ -466,10 +472,10 @@ def test_a_call_ended_during_its_first_offer_is_still_deleted(rtpengine: Rtpengi
         hook = Anchoring(client, config)
         try:
             # the CANCEL arrives while rtpengine is still answering the offer
-            offer = asyncio.ensure_future(hook.offer("race", "callee",
+            offer = asyncio.ensure_future(hook.offer(MediaContext("race"), "callee",
                                                      offer_sdp(CALLER_MEDIA, 40000)))
             await asyncio.sleep(0)  # the offer is sent and awaits its reply
-            await hook.end("race")
+            await hook.end(MediaContext("race"))
             await offer
             assert client.stats.commands.get("delete") == 1
             assert client.instances[0].calls == 0

@@ -27,3 +27,17 @@ def test_media_section_and_its_error_paths():
     with pytest.raises(ConfigError) as info:
         parse_config('[media]\non_failure = "maybe"\n', env={})
     assert "media.on_failure" in str(info.value)
+
+
+def test_prompts_by_name_and_a_pool_naming_one():
+    config = parse_config(
+        '[[pools]]\nname = "city"\nannouncement = "notice"\n'
+        '[media.announcements]\nnotice = "/srv/prompts/notice.wav"\n', env={})
+    assert config.pools[0].announcement == "notice"
+    assert config.media.announcements == {"notice": "/srv/prompts/notice.wav"}
+    with pytest.raises(ConfigError) as info:
+        parse_config('[[pools]]\nname = "city"\nannouncement = "notice"\n', env={})
+    assert any(e.startswith("pools[0].announcement:") for e in info.value.errors)
+    with pytest.raises(ConfigError) as info:
+        parse_config('[[pools]]\nname = "city"\nannouncement = "/etc/passwd"\n', env={})
+    assert any(e.startswith("pools[0].announcement") for e in info.value.errors)

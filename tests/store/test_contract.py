@@ -574,6 +574,27 @@ class _StoreContract:
         assert await store.list_interactions(second.id) == [batch[1]]
         assert await store.record_interactions([]) == 0
 
+    @with_store
+    async def test_record_flag_and_recording_reference(self, store: SessionStore,
+                                                       clock: FakeClock) -> None:
+        await store.set_pool("default", [V[0], V[1], V[2], V[3]])
+        recorded = await store.create_session(spec(record=True, announcement="notice"))
+        plain = await store.create_session(spec(CAROL, DAVE))
+        assert recorded.record and not plain.record
+        assert (await store.get_session(recorded.id)).record
+        assert (await store.get_session(recorded.id)).announcement == "notice"
+        a_number = recorded.participants[0].proxy_identifier
+        binding = await store.lookup(a_number, ALICE)
+        assert binding is not None and binding.record and binding.announcement == "notice"
+        c_number = plain.participants[0].proxy_identifier
+        other = await store.lookup(c_number, CAROL)
+        assert other is not None and not other.record and other.announcement is None
+        kept = Interaction(id="call-r", session_id=recorded.id, caller=ALICE, callee=BOB,
+                           dialled=a_number, presented=V[1], started_at=clock(),
+                           recording="call-r")
+        await store.record_interactions([kept])
+        assert await store.list_interactions(recorded.id) == [kept]
+
 
 class TestMemoryStore(_StoreContract):
     async def open_store(self, clock: FakeClock) -> SessionStore:
