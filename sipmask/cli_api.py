@@ -72,6 +72,10 @@ def add_api_commands(sub: Any) -> None:
     create.add_argument("--pin", nargs=2, action="append", metavar=("INDEX", "NUMBER"),
                         help="pin a pool number for participant 1 or 2 (repeatable)")
     create.add_argument("--metadata", metavar="JSON", help="a JSON object kept with the session")
+    create.add_argument("--record", action="store_true",
+                        help="record the session's calls (media anchored through rtpengine)")
+    create.add_argument("--announcement", metavar="NAME",
+                        help="a prompt of [media.announcements] played to the caller first")
     create.set_defaults(api_command=_session_create)
     show = ssub.add_parser("show", parents=[common], help="show a session")
     show.add_argument("id")
@@ -250,6 +254,10 @@ def _session_create(args: argparse.Namespace) -> int:
             body["call_time_limit"] = args.call_time_limit
         if args.ring_timeout is not None:
             body["ring_timeout"] = args.ring_timeout
+        if args.record:
+            body["record"] = True
+        if args.announcement is not None:
+            body["announcement"] = args.announcement
         if args.metadata is not None:
             try:
                 body["metadata"] = json.loads(args.metadata)

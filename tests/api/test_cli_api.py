@@ -132,6 +132,14 @@ def test_json_is_the_api_answer(api: ApiThread, capsys) -> None:  # type: ignore
     cli(api, capsys, "session", "close", body["id"])
 
 
+def test_create_with_recording(api: ApiThread, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(api, capsys, "session", "create", ALICE, CAROL, "--record", "--json")
+    assert code == 0 and json.loads(out)["record"] is True
+    cli(api, capsys, "session", "close", json.loads(out)["id"])
+    code, out, _ = cli(api, capsys, "session", "create", ALICE, CAROL, "--json")
+    assert code == 0 and json.loads(out)["record"] is False
+
+
 def test_pools(api: ApiThread, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli(api, capsys, "pool", "set", "city", V[5], V[6], "--reserved", V[7])
     assert code == 0 and V[5] in out and V[7] in out
