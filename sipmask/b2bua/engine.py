@@ -37,11 +37,8 @@ module puts them together and dispatches the endpoint's events.
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .._core import Request, Response
 from ..config import Config
@@ -60,33 +57,32 @@ from ..sip.validate import options_response, stateless_answer
 from ..store import SessionStore
 from ..store.events import EventPublisher
 from ..store.model import Interaction
-from ..transport.endpoint import SipEndpoint
 from ..webhooks import WebhookSender
+from .actions import Abandon, Action, RelayMessage
 from .call import Call, Leg, Side, new_token
 from .call_setup import CallSetup
-from .chat import Chat
 from .core import (
     ACCEPTED_TYPES,
     DESTINATION_DOWN_FOR,
     REQUIRE_SUPPORTED,
     EngineStats,
+    Waiter,
     map_failure,
 )
 from .dns import SipResolver
 from .masking import SIPMASK_METHODS
 from .media import MediaHook
-from .overload import OverloadWatch
-from .probing import TrunkProbing
 from .records import CallRecords
 from .relay import DialogRelay
 from .routing import Router
 from .timers import CallTimers, Owner
 
-__all__ = ["B2BUA", "EngineStats", "map_failure"]
+__all__ = ["CallEngine", "EngineStats", "map_failure"]
 
 
-class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecords):
-    """The call engine. Use `handle` as the endpoint's event callback.
+class CallEngine(CallSetup, DialogRelay, CallRecords):
+    """The call logic, sans-IO: fed events (`dispatch`) with `now` set, it appends actions
+    to `actions`. `shell.B2BUA` runs it on an endpoint.
 
     Args:
         config: the checked configuration (trunks, masking, calls, timers).
@@ -128,26 +124,20 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         self.stats = EngineStats()
         self.draining = False
         self.overloaded = False
-        self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
-        self._probes: list[asyncio.Future[None]] = []
-        self._lag_watch: asyncio.Future[None] | None = None
+        self._message_waiters: dict[TransactionKey, Waiter] = {}
+        self.now = 0.0
+        self.actions: list[Action] = []
         self._apply(config)
-        self.endpoint: SipEndpoint | None = None
         self.calls: set[Call] = set()
         self._by_server: dict[TransactionKey, Call] = {}
         self._by_client: dict[TransactionKey, Call] = {}
         self._by_leg: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._down: dict[Address, float] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._records: list[Interaction] = []
-        self._tls_client: ssl.SSLContext | None = None
-        # Call timers: a deadline heap (sans-IO) and the one loop timer armed for it.
+        # Call timers: a deadline heap; the shell keeps one loop timer armed for it.
         self.monotonic = monotonic
-        self.timers = CallTimers(wake=self._wake, on_error=self._timer_failed)
+        self.timers = CallTimers(on_error=self._timer_failed)
         self._own = Owner()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._firing: float | None = None
 
     def _apply(self, config: Config) -> None:
         self.config = config
@@ -164,26 +154,17 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         timers apply to new calls; calls in progress keep the trunk they started on. The
         listeners and timers T1/T2/T4 are not changed by a reload."""
         old = {trunk.name: trunk.active_calls for trunk in self.router.trunks}
-        for probe in self._probes:
-            probe.cancel()
-        self._probes.clear()
         self._apply(config)
-        self._tls_client = None  # tls_ca may have changed
         for trunk in self.router.trunks:
             trunk.active_calls = old.get(trunk.name, 0)
-        if self.endpoint is not None:
-            self.endpoint.layer.request_filter = (
-                None if self.reject_unknown else self.accepts_request
-            )
-            self.start_probing()
 
     def drain(self) -> None:
         """Stop taking calls: new INVITEs get 503 with Retry-After (so carriers fail over);
         calls in progress go on."""
         self.draining = True
 
-    def handle(self, endpoint: SipEndpoint, event: SipEvent) -> None:
-        self.endpoint = endpoint
+    def dispatch(self, event: SipEvent) -> None:
+        """Handle one event of the transaction layer at `now`."""
         if isinstance(event, RequestReceived):
             if event.request.to_tag is None:
                 self._new_request(event)
@@ -218,32 +199,8 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             call.b_invite = call.b_key = None
             call.targets = []
 
-    def attach(self, endpoint: SipEndpoint) -> None:
-        """Use `endpoint` to send (before any event arrives: probes start at once) and install
-        the source policy on its layer: in "drop" mode a request from outside every trunk's
-        inbound networks (a trunk's outbound address, which the listeners let through for its
-        answers) is dropped before the layer answers anything."""
-        self.endpoint = endpoint
-        if not self.reject_unknown:
-            endpoint.layer.request_filter = self.accepts_request
-
     def accepts_request(self, request: Request, source: Address) -> bool:
         return self.router.trunk_for(source) is not None
-
-    async def close(self) -> None:
-        """End every call (BYE on answered legs) and wait for record writes."""
-        for probe in self._probes:
-            probe.cancel()
-        if self._lag_watch is not None:
-            self._lag_watch.cancel()
-        for call in list(self.calls):
-            self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
-        self._flush_records()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2.0)
 
     def _new_request(self, event: RequestReceived) -> None:
         request = event.request
@@ -254,7 +211,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             if self.reject_unknown:
                 self._reject(event, 403)
             else:
-                self._ep.layer.abandon(event.key)
+                self.actions.append(Abandon(event.key))
             return
         answer = stateless_answer(
             request,
@@ -273,7 +230,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         if method == "INVITE":
             self._new_call(event, trunk)
         elif method == "MESSAGE":
-            self._spawn(self._new_message(event, trunk))
+            self.actions.append(RelayMessage(event, trunk))
         else:  # BYE, INFO, UPDATE, PRACK outside any dialog (RFC 3261 §12.2.2)
             self._reject(event, 481)
 
