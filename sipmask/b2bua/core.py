@@ -45,7 +45,6 @@ from .actions import (
     SendResponse,
 )
 from .call import Call, Leg, Phase, Side, new_branch, new_token
-from .dns import SipResolver
 from .media import MediaHook
 from .routing import Router, TrunkState
 from .timers import CallTimers, Owner, TimerOwner
@@ -100,7 +99,6 @@ class CallControl:
     store: SessionStore
     events: EventPublisher | None
     hooks: WebhookSender | None
-    resolver: SipResolver
     media: MediaHook | None
     clock: Callable[[], float]
     """Wall-clock seconds for call records (injected; call timers run on `now`)."""

@@ -37,8 +37,8 @@ module puts them together and dispatches the endpoint's events.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._core import Request, Response
 from ..config import Config
@@ -69,13 +69,15 @@ from .core import (
     Waiter,
     map_failure,
 )
-from .dns import SipResolver
 from .masking import SIPMASK_METHODS
 from .media import MediaHook
 from .records import CallRecords
 from .relay import DialogRelay
 from .routing import Router
 from .timers import CallTimers, Owner
+
+if TYPE_CHECKING:
+    from .dns import SipResolver
 
 __all__ = ["CallEngine", "EngineStats", "map_failure"]
 
@@ -87,7 +89,8 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
     Args:
         config: the checked configuration (trunks, masking, calls, timers).
         store: where bindings are looked up and call records kept.
-        clock: wall-clock seconds for call records (call timers run on `monotonic`).
+        clock: wall-clock seconds for call records (call timers run on `now`); by default
+            `now` itself (the shell gives `time.time`).
         media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
         call_ids: makes the Call-IDs of legs sipmask creates (with several workers, ones this
             worker owns: `CallIdRouter.mint`); random hex by default.
@@ -97,8 +100,6 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
             session) and out-of-session (decides for a caller without a binding).
         resolver: RFC 3263 server location for destinations written as names (the system's
             DNS servers by default).
-        monotonic: the clock of call timers (by default the loop's); flow tests give one
-            they move forward instead of sleeping.
     """
 
     def __init__(
@@ -106,21 +107,20 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         config: Config,
         store: SessionStore,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         media: MediaHook | None = None,
         call_ids: Callable[[], str] | None = None,
         events: EventPublisher | None = None,
         hooks: WebhookSender | None = None,
         resolver: SipResolver | None = None,
-        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.hooks = hooks
-        self.resolver = resolver or SipResolver()
+        self._resolver = resolver
         self.media = media
         self._new_call_id = call_ids or (lambda: new_token(16))
-        self.clock = clock
+        self.clock = clock or (lambda: self.now)  # the shell gives the wall clock
         self.stats = EngineStats()
         self.draining = False
         self.overloaded = False
@@ -135,13 +135,14 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         self._down: dict[Address, float] = {}
         self._records: list[Interaction] = []
         # Call timers: a deadline heap; the shell keeps one loop timer armed for it.
-        self.monotonic = monotonic
         self.timers = CallTimers(on_error=self._timer_failed)
         self._own = Owner()
 
     def _apply(self, config: Config) -> None:
         self.config = config
-        self.router = Router(config, resolver=self.resolver)  # its cache outlives reloads
+        # The resolver's cache outlives reloads (the first Router makes it by default).
+        self.router = Router(config, resolver=self._resolver)
+        self._resolver = self.router.resolver
         self.allow = config.masking.allow_headers
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"

@@ -61,7 +61,9 @@ __all__ = ["B2BUA"]
 class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
     """The call engine on an endpoint. Use `handle` as the endpoint's event callback.
 
-    Args: as `CallEngine`.
+    Args: as `CallEngine`, and
+        monotonic: the clock of call timers (by default the loop's); flow tests give one
+            they move forward instead of sleeping.
     """
 
     def __init__(
@@ -78,7 +80,8 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
         monotonic: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(config, store, clock=clock, media=media, call_ids=call_ids,
-                         events=events, hooks=hooks, resolver=resolver, monotonic=monotonic)
+                         events=events, hooks=hooks, resolver=resolver)
+        self.monotonic = monotonic
         self.endpoint: SipEndpoint | None = None
         self._probes: list[asyncio.Future[None]] = []
         self._lag_watch: asyncio.Future[None] | None = None
