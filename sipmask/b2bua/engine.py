@@ -117,7 +117,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         self.store = store
         self.events = events
         self.hooks = hooks
-        self._resolver = resolver
+        self.resolver: SipResolver | None = resolver
         self.media = media
         self._new_call_id = call_ids or (lambda: new_token(16))
         self.clock = clock or (lambda: self.now)  # the shell gives the wall clock
@@ -141,8 +141,8 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
     def _apply(self, config: Config) -> None:
         self.config = config
         # The resolver's cache outlives reloads (the first Router makes it by default).
-        self.router = Router(config, resolver=self._resolver)
-        self._resolver = self.router.resolver
+        self.router = Router(config, resolver=self.resolver)
+        self.resolver = self.router.resolver
         self.allow = config.masking.allow_headers
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
