@@ -35,6 +35,7 @@ from .masking import (
 )
 from .routing import Target, TrunkState
 from .session_timers import SessionTimers
+from .table import CallEvent
 
 
 class CallSetup(SessionTimers):
@@ -122,9 +123,9 @@ class CallSetup(SessionTimers):
     def _arm_ringing(self, call: Call, binding: Binding | None) -> None:
         calls = self.config.calls
         ring = (binding.ring_timeout if binding and binding.ring_timeout else calls.ring_timeout)
-        self._later(call, "ring", ring, lambda: self._give_up(call, 480, "no-answer", "ring"))
+        self._later(call, "ring", ring, lambda: self.call_event(call, CallEvent.RING_TIMEOUT))
         self._later(call, "timer_c", calls.timer_c,
-                    lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+                    lambda: self.call_event(call, CallEvent.TIMER_C))
 
     def _presented(self, call: Call) -> str:
         return call.binding.caller_id if call.binding is not None else call.dialled
@@ -240,11 +241,12 @@ class CallSetup(SessionTimers):
                     dialog = self._fallback_dialog(call, response)
                     unusable = True
         if status < 200:
-            self._b_provisional(call, response, dialog)
+            self.call_event(call, CallEvent.B_PROVISIONAL, response, dialog)
         elif status < 300:
-            self._b_answered(call, response, dialog, retransmission, unusable=unusable)
+            self.call_event(call, CallEvent.B_ANSWERED, response, dialog, retransmission,
+                            unusable)
         else:
-            self._b_failed(call, response)
+            self.call_event(call, CallEvent.B_FAILED, response)
 
     def _fallback_dialog(self, call: Call, response: Response) -> Dialog | None:
         b, invite = call.b, call.b_invite
@@ -262,7 +264,7 @@ class CallSetup(SessionTimers):
         call.saw_provisional = True
         if not call.ended and call.phase is Phase.CALLING:
             self._later(call, "timer_c", self.config.calls.timer_c,
-                        lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+                        lambda: self.call_event(call, CallEvent.TIMER_C))
         rseq = response.header("rseq")
         if dialog is not None and rseq is not None and "100rel" in [
             t.strip().lower() for t in response.headers("require")
@@ -292,7 +294,7 @@ class CallSetup(SessionTimers):
 
     def _b_answered(
         self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool,
-        *, unusable: bool = False,
+        unusable: bool = False,
     ) -> None:
         b = call.b
         assert b is not None
@@ -360,8 +362,8 @@ class CallSetup(SessionTimers):
         limit = call.binding.call_time_limit if call.binding else None
         limit = limit or self.config.calls.max_duration
         if limit:
-            self._later(call, "limit", limit, lambda: self._hang_up(
-                call, None, "completed", reason="Q.850;cause=102", cause="time-limit"))
+            self._later(call, "limit", limit,
+                        lambda: self.call_event(call, CallEvent.CALL_LIMIT))
         self._session_timer_from_2xx(call, b, response)
 
     def _b_failed(self, call: Call, response: Response) -> None:

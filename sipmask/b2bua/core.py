@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .._core import Request, Response, SdpOrigin
 from ..config import Config
@@ -47,6 +47,7 @@ from .actions import (
 from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .media import MediaHook
 from .routing import Router, TrunkState
+from .table import DEFAULTS, CallEvent, Default
 from .timers import CallTimers, Owner, TimerOwner
 
 log = logging.getLogger("sipmask.b2bua")
@@ -125,6 +126,8 @@ class CallControl:
     _down: dict[Address, float]
     _records: list[Interaction]
     _own: Owner
+    _handlers: dict[tuple[Phase, CallEvent], Callable[..., None]]
+    """The state table (`table.py`) with its handlers bound."""
     _pool_numbers: frozenset[str]
     _ua_header: list[tuple[str, str]]
     _server_header: list[tuple[str, str]]
@@ -255,6 +258,28 @@ class CallControl:
         interval = min(2 * interval, timers.t2)
         self._later(call, name, interval, lambda: self._resend_2xx(
             call, leg, key, response, name, cseq, interval, elapsed + interval))
+
+    def call_event(self, call: Call, event: CallEvent, *args: Any) -> None:
+        """Feed the call one event: the state table's handler for (phase, event), or the
+        event's default outcome (`table.py`)."""
+        handler = self._handlers.get((call.phase, event))
+        if handler is not None:
+            handler(call, *args)
+        elif DEFAULTS[event] is Default.TEAR_DOWN:
+            self._hang_up(call, None, "failed", reason="SIP;cause=500",
+                          cause=f"unexpected {event.value}")
+
+    def _shut_down(self, call: Call) -> None:
+        self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
+
+    def _ring_timeout(self, call: Call) -> None:
+        self._give_up(call, 480, "no-answer", "ring")
+
+    def _timer_c(self, call: Call) -> None:
+        self._give_up(call, 408, "no-answer", "timer-c")
+
+    def _call_limit(self, call: Call) -> None:
+        self._hang_up(call, None, "completed", reason="Q.850;cause=102", cause="time-limit")
 
     def _caller_cancelled(self, call: Call) -> None:
         if call.a_final_sent:

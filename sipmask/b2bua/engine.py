@@ -74,6 +74,7 @@ from .media import MediaHook
 from .records import CallRecords
 from .relay import DialogRelay
 from .routing import Router
+from .table import TABLE, CallEvent
 from .timers import CallTimers, Owner
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         # Call timers: a deadline heap; the shell keeps one loop timer armed for it.
         self.timers = CallTimers(on_error=self._timer_failed)
         self._own = Owner()
+        self._handlers = {pair: getattr(self, name) for pair, name in TABLE.items()}
 
     def _apply(self, config: Config) -> None:
         self.config = config
@@ -178,7 +180,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         elif isinstance(event, CancelReceived):
             call = self._by_server.get(event.invite_key)
             if call is not None:
-                self._caller_cancelled(call)
+                self.call_event(call, CallEvent.CANCELLED)
         elif isinstance(event, TransactionTimedOut):
             self._on_timeout(event.key)
         elif isinstance(event, TransactionTerminated):
@@ -267,6 +269,21 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
             else:
                 self._schedule_refresh(call, leg)
 
+    def _b_timed_out(self, call: Call, transport_error: bool) -> None:
+        """The callee's INVITE got no answer (Timer B) or could not be sent at all."""
+        if call.a_final_sent or call.ended:
+            self._finish(call)
+            return
+        if call.b is not None:
+            self._down[call.b.peer] = self._now() + DESTINATION_DOWN_FOR
+        if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
+            call.target_index += 1
+            self._start_b(call)
+        elif transport_error:  # the destination could not be reached at all: failed
+            self._fail(call, map_failure(503), "failed", "transport")
+        else:
+            self._fail(call, 408, "no-answer", "timer-b")
+
     def _leg_of_response(self, call: Call, response: Response) -> Leg | None:
         entry = self._by_leg.get((response.call_id or "", response.from_tag or ""))
         return entry[1] if entry is not None and entry[0] is call else None
@@ -290,18 +307,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         if call is None:
             return
         if key == call.b_key:
-            if call.a_final_sent or call.ended:
-                self._finish(call)
-                return
-            if call.b is not None:
-                self._down[call.b.peer] = self._now() + DESTINATION_DOWN_FOR
-            if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
-                call.target_index += 1
-                self._start_b(call)
-            elif transport_error:  # the destination could not be reached at all: failed
-                self._fail(call, map_failure(503), "failed", "transport")
-            else:
-                self._fail(call, 408, "no-answer", "timer-b")
+            self.call_event(call, CallEvent.B_TIMED_OUT, transport_error)
             return
         relay = call.relays.pop(key, None)
         if relay is not None:

@@ -54,6 +54,7 @@ from .media import MediaHook, MediaRefused
 from .overload import OverloadWatch
 from .probing import TrunkProbing
 from .routing import TrunkState
+from .table import CallEvent
 
 __all__ = ["B2BUA"]
 
@@ -129,7 +130,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
             self._lag_watch.cancel()
         self._enter()
         for call in list(self.calls):
-            self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
+            self.call_event(call, CallEvent.SHUTDOWN)
         self._flush_records()
         self._drain()
         if self._timer is not None:
@@ -162,6 +163,10 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
         self._enter()
         logic(*args)
         self._drain()
+
+    def _tell(self, call: Call, event: CallEvent, *args: Any) -> None:
+        """Feed the call an event a task learnt (`table.py`), then perform its actions."""
+        self._feed(self.call_event, call, event, *args)
 
     def _drain(self) -> None:
         """Perform the outbox in order. Re-entrant calls (an endpoint event delivered while
@@ -291,7 +296,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
                     try:
                         message.body = await hook(call.id, leg, message.body)
                     except MediaRefused:
-                        self._feed(self._media_refused, call)
+                        self._tell(call, CallEvent.MEDIA_REFUSED)
                         return
                     except Exception:
                         log.exception("call %s: media hook failed; SDP sent as rebuilt", call.id)
@@ -326,7 +331,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
             log.warning("call %s: binding lookup failed: %s", call.id, exc,
                         extra={"fields": {"event": "call.store_error", "call_id": call.id}})
             # The configured refusal (503 with Retry-After by default: carriers fail over).
-            self._feed(self._fail, call, self.config.sip.overload_status,
+            self._tell(call, CallEvent.ROUTE_FAILED, self.config.sip.overload_status,
                        "failed", "store")
             return
         if call.ended:
@@ -342,22 +347,22 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
             if call.ended:
                 return
             if not allowed:
-                self._feed(self._refuse, call, self.config.calls.reject_status, "intercept")
+                self._tell(call, CallEvent.REFUSED, self.config.calls.reject_status, "intercept")
                 return
         await self._route_bound(call, binding)
 
     async def _route_bound(self, call: Call, binding: Binding) -> None:
         callee = binding.callee
         if callee.key in self._pool_numbers:  # a virtual number would loop back
-            self._feed(self._fail, call, 482, "refused", "loop")
+            self._tell(call, CallEvent.ROUTE_FAILED, 482, "refused", "loop")
             return
         try:
             targets = await self.router.targets(callee.route, call.trunk)
         except (ValueError, OSError) as exc:
             log.warning("call %s: no route for the callee: %s", call.id, exc)
-            self._feed(self._fail, call, 500, "failed", "route")
+            self._tell(call, CallEvent.ROUTE_FAILED, 500, "failed", "route")
             return
-        self._feed(self._routed, call, binding, targets)
+        self._tell(call, CallEvent.ROUTED, binding, targets)
 
     async def _no_binding(self, call: Call) -> None:
         calls = self.config.calls
@@ -380,12 +385,12 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
             elif isinstance(decision, Fallback):
                 await self._to_uri(call, decision.uri)
                 return
-            self._feed(self._refuse, call, calls.reject_status, "out-of-session")
+            self._tell(call, CallEvent.REFUSED, calls.reject_status, "out-of-session")
             return
         if calls.no_binding == "fallback" and calls.fallback:
             await self._to_uri(call, calls.fallback)
             return
-        self._feed(self._refuse, call, calls.reject_status, "no-binding")
+        self._tell(call, CallEvent.REFUSED, calls.reject_status, "no-binding")
 
     async def _to_uri(self, call: Call, uri: str) -> None:
         """Send a call without a binding to a fixed URI (an IVR, an agent)."""
@@ -393,5 +398,5 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
             targets = await self.router.uri_targets(uri)
         except (ValueError, OSError):
             targets = []
-        self._feed(self._routed, call, None, targets)
+        self._tell(call, CallEvent.ROUTED, None, targets)
 
