@@ -47,7 +47,7 @@ from .actions import (
 from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .media import MediaHook
 from .routing import Router, TrunkState
-from .table import DEFAULTS, CallEvent, Default
+from .table import CallEvent, Default, default
 from .timers import CallTimers, Owner, TimerOwner
 
 log = logging.getLogger("sipmask.b2bua")
@@ -265,7 +265,7 @@ class CallControl:
         handler = self._handlers.get((call.phase, event))
         if handler is not None:
             handler(call, *args)
-        elif DEFAULTS[event] is Default.TEAR_DOWN:
+        elif default(call.phase, event) is Default.TEAR_DOWN:
             self._hang_up(call, None, "failed", reason="SIP;cause=500",
                           cause=f"unexpected {event.value}")
 

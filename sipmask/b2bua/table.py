@@ -102,9 +102,15 @@ DEFAULTS: dict[CallEvent, Default] = {
 """What a pair not in `TABLE` does, by event."""
 
 
+def default(phase: Phase, event: CallEvent) -> Default:
+    """The outcome of a pair not in `TABLE`: the event's default; an ended call has nothing
+    left to tear down."""
+    return Default.IGNORE if phase is Phase.ENDED else DEFAULTS[event]
+
+
 def outcome(phase: Phase, event: CallEvent) -> str:
     """The handler's name, or the default outcome, of one pair."""
-    return TABLE.get((phase, event)) or DEFAULTS[event].value
+    return TABLE.get((phase, event)) or default(phase, event).value
 
 
 def markdown() -> str:
@@ -116,6 +122,6 @@ def markdown() -> str:
         cells = []
         for phase in phases:
             name = TABLE.get((phase, event))
-            cells.append(f"`{name}`" if name else DEFAULTS[event].value)
+            cells.append(f"`{name}`" if name else default(phase, event).value)
         lines.append(f"| {event.value} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ caller or callee would send."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, TypeVar
 
@@ -41,7 +42,8 @@ _numbers = itertools.count(1)
 A = TypeVar("A", bound=Action)
 
 
-def config(extra: str = "") -> Config:
+@functools.lru_cache(maxsize=8)
+def config(extra: str = "", calls: str = "") -> Config:
     return parse_config(f"""
 [sip]
 listen = ["udp:10.0.0.1:5060"]
@@ -49,6 +51,7 @@ listen = ["udp:10.0.0.1:5060"]
 t1 = 0.5
 [calls]
 ring_timeout = {int(RING)}
+{calls}
 [store]
 backend = "memory"
 data_dir = ""
@@ -79,8 +82,8 @@ TARGETS = [Target(address, "udp", f"{address.host}:{address.port}") for address 
 class Driver:
     """One `CallEngine`, its outbox, and a made-up `now`."""
 
-    def __init__(self, extra: str = "") -> None:
-        self.engine = CallEngine(config(extra), MemoryStore(None))
+    def __init__(self, extra: str = "", calls: str = "") -> None:
+        self.engine = CallEngine(config(extra, calls), MemoryStore(None))
         self.engine.local_address = lambda transport, peer: SIPMASK
         self.now = 0.0
         self.sent: list[Action] = []
@@ -129,6 +132,7 @@ class Driver:
         self.caller_invite = request
         key = server_key(request)
         assert key is not None
+        self.a_key = key
         return RequestReceived(key, request, CALLER_AT)
 
     def call(self) -> Call:
@@ -166,7 +170,14 @@ class Driver:
     def answer(self, invite: SendRequest, status: int, *, body: bytes = b"",
                retransmission: bool = False) -> list[Action]:
         response = callee_response(invite.request, status, body=body)
+        self.last_callee_response = response
         return self.feed(ResponseReceived(invite.key, response, retransmission))
+
+    def bye_from_callee(self, invite: Request, ok: Response, cseq: int = 1) -> list[Action]:
+        request = callee_in_dialog(invite, ok, "BYE", cseq)
+        key = server_key(request)
+        assert key is not None
+        return self.feed(RequestReceived(key, request, CALLEES[0]))
 
     def timed_out(self, key: TransactionKey) -> list[Action]:
         return self.feed(TransactionTimedOut(key, Timer.B))
@@ -194,6 +205,21 @@ def in_dialog(invite: Request, answer: Response, method: str, cseq: int) -> Requ
     contact = answer.contact[0].uri
     return Request(method, str(contact), [
         ("Via", f"SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK{next(_numbers)}d;rport"),
+        ("Max-Forwards", "70"),
+        ("From", from_),
+        ("To", to),
+        ("Call-ID", invite.call_id or ""),
+        ("CSeq", f"{cseq} {method}"),
+    ])
+
+
+def callee_in_dialog(invite: Request, ok: Response, method: str, cseq: int) -> Request:
+    """A request from the callee inside the dialog sipmask's `invite` and its `ok` made."""
+    from_, to = ok.header("to"), invite.header("from")
+    assert from_ is not None and to is not None
+    contact = invite.contact[0].uri
+    return Request(method, str(contact), [
+        ("Via", f"SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK{next(_numbers)}b;rport"),
         ("Max-Forwards", "70"),
         ("From", from_),
         ("To", to),
