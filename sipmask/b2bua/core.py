@@ -33,7 +33,6 @@ from ..store import SessionStore
 from ..store.events import EventPublisher
 from ..store.model import Interaction
 from ..transport.endpoint import format_hostport
-from ..webhooks import WebhookSender
 from . import numbers
 from .actions import (
     Action,
@@ -45,6 +44,7 @@ from .actions import (
     SendResponse,
 )
 from .call import Call, Leg, Phase, Side, new_branch, new_token
+from .hooks import PlatformHooks
 from .media import MediaHook
 from .routing import Router, TrunkState
 from .table import CallEvent, Default, default
@@ -99,7 +99,7 @@ class CallControl:
     config: Config
     store: SessionStore
     events: EventPublisher | None
-    hooks: WebhookSender | None
+    hooks: PlatformHooks | None
     media: MediaHook | None
     clock: Callable[[], float]
     """Wall-clock seconds for call records (injected; call timers run on `now`)."""

@@ -57,7 +57,6 @@ from ..sip.validate import options_response, stateless_answer
 from ..store import SessionStore
 from ..store.events import EventPublisher
 from ..store.model import Interaction
-from ..webhooks import WebhookSender
 from .actions import Abandon, Action, RelayMessage
 from .call import Call, Leg, Side, new_token
 from .call_setup import CallSetup
@@ -69,6 +68,7 @@ from .core import (
     Waiter,
     map_failure,
 )
+from .hooks import PlatformHooks
 from .masking import SIPMASK_METHODS
 from .media import MediaHook
 from .records import CallRecords
@@ -112,7 +112,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         media: MediaHook | None = None,
         call_ids: Callable[[], str] | None = None,
         events: EventPublisher | None = None,
-        hooks: WebhookSender | None = None,
+        hooks: PlatformHooks | None = None,
         resolver: SipResolver | None = None,
     ) -> None:
         self.store = store

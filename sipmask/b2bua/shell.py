@@ -30,7 +30,6 @@ from ..store.events import EventPublisher
 from ..store.model import Binding, Interaction
 from ..transport.endpoint import SipEndpoint, format_hostport
 from ..transport.stream import client_context
-from ..webhooks import CreateSession, Fallback, WebhookSender
 from .actions import (
     Abandon,
     Action,
@@ -50,6 +49,7 @@ from .chat import Chat
 from .core import log
 from .dns import SipResolver
 from .engine import CallEngine
+from .hooks import CreateSession, Fallback, PlatformHooks
 from .media import MediaHook, MediaRefused
 from .overload import OverloadWatch
 from .probing import TrunkProbing
@@ -76,7 +76,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
         media: MediaHook | None = None,
         call_ids: Callable[[], str] | None = None,
         events: EventPublisher | None = None,
-        hooks: WebhookSender | None = None,
+        hooks: PlatformHooks | None = None,
         resolver: SipResolver | None = None,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
