@@ -3,11 +3,14 @@ bindings from the store (issue 5).
 
 Theory of operation:
 
-- The engine is the `SipEndpoint`'s event callback. Every event is handled synchronously
-  except the one `await` per new call or chat message: the binding lookup in the store, run in
-  a task. Timers that belong to calls (ring timeout, Timer C, call-time limit, 2xx
-  retransmission, session timers, the INVITE given up after its CANCEL) are deadlines in one
-  heap (`timers.py`, no clock of its own); one loop timer is armed for the earliest.
+- Sans-IO: `CallEngine` is fed the transaction layer's events (`dispatch`) with `now` set,
+  and appends actions (`actions.py`: send, CANCEL, route, media, records) to its outbox; the
+  asyncio shell (`shell.B2BUA`, the endpoint's event callback) performs them after each
+  event and feeds back what its tasks learn (the one binding lookup per new call, DNS, a
+  connection, the media hook). Call-level events go through the state table (`table.py`).
+  Timers that belong to calls (ring timeout, Timer C, call-time limit, 2xx retransmission,
+  session timers, the INVITE given up after its CANCEL) are deadlines in one heap
+  (`timers.py`, no clock of its own); the shell keeps one loop timer for the earliest.
 - A new INVITE from a trunk: the layer has already sent 100 Trying. The dialled virtual number
   and the caller's identity are read with the trunk's number rules (`numbers.py`); the binding
   `(dialled, caller)` names the other party and the virtual number to present. The B leg is
@@ -29,10 +32,11 @@ Theory of operation:
 - MESSAGE outside a dialog (RFC 3428) is bound and masked like a call; its text crosses.
 - Every call ends with a record (`Interaction`) in the store and one log line, numbers masked.
 
-Files: `core.py` (state, sending, the call clock, ending a call), `call_setup.py` (the
-INVITE on both legs, forking, failover), `relay.py` (in-dialog requests),
-`session_timers.py` (RFC 4028), `records.py`, `probing.py`, `chat.py`, `overload.py`; this
-module puts them together and dispatches the endpoint's events.
+Files: `core.py` (state, sending, ending a call, the table's dispatcher), `call_setup.py`
+(the INVITE on both legs, forking, failover), `relay.py` (in-dialog requests),
+`session_timers.py` (RFC 4028), `records.py`, `table.py`, `actions.py`, `hooks.py`; this
+module puts the call logic together and dispatches the layer's events. `shell.py` runs it
+on an endpoint, with `probing.py`, `chat.py` and `overload.py` beside it.
 """
 
 from __future__ import annotations
