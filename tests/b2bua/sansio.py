@@ -13,6 +13,7 @@ from sipmask.b2bua.actions import Action, SendRequest, SendResponse
 from sipmask.b2bua.call import Call
 from sipmask.b2bua.engine import CallEngine
 from sipmask.b2bua.routing import Target
+from sipmask.b2bua.table import CallEvent
 from sipmask.config import Config, parse_config
 from sipmask.sip.events import (
     AckReceived,
@@ -148,7 +149,7 @@ class Driver:
 
     def route(self, call: Call) -> list[Action]:
         self.engine.now = self.now
-        self.engine._routed(call, BINDING, list(TARGETS))
+        self.engine.call_event(call, CallEvent.ROUTED, BINDING, list(TARGETS))
         return self.take()
 
     def cancel(self, call: Call) -> list[Action]:
