@@ -27,15 +27,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import aiohttp
 import msgspec
-from msgspec import Meta
 
+from .b2bua.hooks import CreateSession, Decision, Fallback, Reject
 from .config import WebhooksConfig
 from .store.events import Event
-from .store.model import ExpiryMode, ParticipantSpec, SessionSpec
 
 __all__ = [
     "CreateSession",
@@ -74,39 +73,6 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
 # --- out-of-session decisions ------------------------------------------------------------------
 
 
-class Reject(msgspec.Struct, frozen=True, tag_field="action", tag="reject"):
-    """Refuse the call (with `[calls] reject_status`)."""
-
-
-class Fallback(msgspec.Struct, frozen=True, tag_field="action", tag="fallback"):
-    """Send the call to `uri` (an IVR, an agent) instead."""
-
-    uri: Annotated[str, Meta(pattern=r"^[sS][iI][pP][sS]?:.+", max_length=256)]
-
-
-class CreateSession(msgspec.Struct, frozen=True, tag_field="action", tag="create-session",
-                    forbid_unknown_fields=True):
-    """Open a session on the spot (the body of `POST /v1/sessions`), then route the call
-    through it."""
-
-    participants: tuple[ParticipantSpec, ParticipantSpec]
-    pool: str = "default"
-    ttl: Annotated[int, Meta(ge=1, le=30 * 24 * 3600)] = 3600
-    expiry: ExpiryMode = ExpiryMode.ABSOLUTE
-    call_time_limit: Annotated[int, Meta(ge=1, le=30 * 24 * 3600)] | None = None
-    ring_timeout: Annotated[int, Meta(ge=1, le=600)] | None = None
-    metadata: dict[str, Any] = {}
-
-    def spec(self) -> SessionSpec:
-        """The SessionSpec to give `SessionStore.create_session`."""
-        return SessionSpec(
-            participants=self.participants, pool=self.pool, ttl=self.ttl, expiry=self.expiry,
-            call_time_limit=self.call_time_limit, ring_timeout=self.ring_timeout,
-            metadata=self.metadata,
-        )
-
-
-Decision = Reject | Fallback | CreateSession
 _decision_decoder = msgspec.json.Decoder(Decision)
 
 

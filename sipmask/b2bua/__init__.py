@@ -1,5 +1,6 @@
 """The masking B2BUA (issue 5): call control, masking policy and call records."""
 
-from .engine import B2BUA, map_failure
+from .core import map_failure
+from .shell import B2BUA
 
 __all__ = ["B2BUA", "map_failure"]

@@ -13,9 +13,8 @@ from ..errors import LocalProtocolError, ParseError
 from ..sip.dialog import Dialog
 from ..sip.events import RequestReceived
 from ..sip.transaction import client_key
-from ..store import StoreError
 from ..store.model import Binding
-from ..webhooks import CreateSession, Fallback
+from .actions import RouteCall
 from .call import Call, Phase, Side, new_branch, new_token
 from .core import (
     FAILOVER_STATUSES,
@@ -36,6 +35,7 @@ from .masking import (
 )
 from .routing import Target, TrunkState
 from .session_timers import SessionTimers
+from .table import CallEvent
 
 
 class CallSetup(SessionTimers):
@@ -94,98 +94,29 @@ class CallSetup(SessionTimers):
         self.stats.calls_active += 1
         self._by_server[event.key] = call
         self._by_leg[(a.call_id, a.local_tag)] = (call, a)
-        self._spawn(self._route(call))
+        self.actions.append(RouteCall(call))
 
-    async def _route(self, call: Call) -> None:
-        try:
-            binding = await self.store.lookup(call.dialled, call.caller)
-        except StoreError as exc:
-            log.warning("call %s: binding lookup failed: %s", call.id, exc,
-                        extra={"fields": {"event": "call.store_error", "call_id": call.id}})
-            # The configured refusal (503 with Retry-After by default: carriers fail over).
-            self._fail(call, self.config.sip.overload_status, "failed", "store")
+    # The binding lookup, the platform's hooks and DNS are the shell's (`shell.py`, for
+    # `RouteCall`); they come back here.
+
+    def _refuse(self, call: Call, status: int, cause: str) -> None:
+        """The call is refused before any callee is tried (no binding, intercepted, loop)."""
+        if call.ended:
             return
+        self.stats.calls_rejected += 1
+        self._fail(call, status, "refused", cause)
+
+    def _routed(self, call: Call, binding: Binding | None, targets: list[Target]) -> None:
+        """The call's destinations are known (`binding` is None for a call sent to a fixed
+        URI): ring the first live one."""
         if call.ended:
             return  # cancelled while looking up
-        if binding is None:
-            await self._no_binding(call)
-            return
         call.binding = binding
-        hooks = self.hooks
-        if hooks is not None and hooks.intercept_enabled:
-            allowed = await hooks.intercept(binding.session_id, binding.caller.key,
-                                            binding.callee.key)
-            if call.ended:
-                return
-            if not allowed:
-                self.stats.calls_rejected += 1
-                self._fail(call, self.config.calls.reject_status, "refused", "intercept")
-                return
-        await self._route_bound(call, binding)
-
-    async def _route_bound(self, call: Call, binding: Binding) -> None:
-        callee = binding.callee
-        if callee.key in self._pool_numbers:
-            self._fail(call, 482, "refused", "loop")  # a virtual number would loop back
-            return
-        try:
-            call.targets = await self.router.targets(callee.route, call.trunk)
-        except (ValueError, OSError) as exc:
-            log.warning("call %s: no route for the callee: %s", call.id, exc)
-            self._fail(call, 500, "failed", "route")
-            return
-        if call.ended:
-            return
-        call.targets = self._live_first(call.targets)
+        call.targets = self._live_first(targets) if binding is not None else targets
         if not call.targets:
             self._fail(call, 480, "failed", "no-route")
             return
         self._arm_ringing(call, binding)
-        self._start_b(call)
-
-    async def _no_binding(self, call: Call) -> None:
-        calls = self.config.calls
-        hooks = self.hooks
-        if hooks is not None and hooks.out_of_session_enabled:
-            decision = await hooks.out_of_session(call.dialled, call.caller)
-            if call.ended:
-                return
-            if isinstance(decision, CreateSession):
-                binding = None
-                try:
-                    await self.store.create_session(decision.spec())
-                    binding = await self.store.lookup(call.dialled, call.caller)
-                except StoreError as exc:
-                    log.warning("call %s: out-of-session session not made: %s", call.id, exc)
-                if binding is not None and not call.ended:
-                    call.binding = binding
-                    await self._route_bound(call, binding)
-                    return
-            elif isinstance(decision, Fallback):
-                await self._to_uri(call, decision.uri)
-                return
-            if not call.ended:
-                self.stats.calls_rejected += 1
-                self._fail(call, calls.reject_status, "refused", "out-of-session")
-            return
-        if calls.no_binding == "fallback" and calls.fallback:
-            await self._to_uri(call, calls.fallback)
-            return
-        self.stats.calls_rejected += 1
-        self._fail(call, calls.reject_status, "refused", "no-binding")
-
-    async def _to_uri(self, call: Call, uri: str) -> None:
-        """Send a call without a binding to a fixed URI (an IVR, an agent)."""
-        try:
-            call.targets = await self.router.uri_targets(uri)
-        except (ValueError, OSError):
-            call.targets = []
-        if call.ended:
-            return
-        if not call.targets:
-            self._fail(call, 480, "failed", "no-route")
-            return
-        self._arm_ringing(call, None)
         self._start_b(call)
 
     def _live_first(self, targets: list[Target]) -> list[Target]:
@@ -196,9 +127,9 @@ class CallSetup(SessionTimers):
     def _arm_ringing(self, call: Call, binding: Binding | None) -> None:
         calls = self.config.calls
         ring = (binding.ring_timeout if binding and binding.ring_timeout else calls.ring_timeout)
-        self._later(call, "ring", ring, lambda: self._give_up(call, 480, "no-answer", "ring"))
+        self._later(call, "ring", ring, lambda: self.call_event(call, CallEvent.RING_TIMEOUT))
         self._later(call, "timer_c", calls.timer_c,
-                    lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+                    lambda: self.call_event(call, CallEvent.TIMER_C))
 
     def _presented(self, call: Call) -> str:
         return call.binding.caller_id if call.binding is not None else call.dialled
@@ -314,11 +245,12 @@ class CallSetup(SessionTimers):
                     dialog = self._fallback_dialog(call, response)
                     unusable = True
         if status < 200:
-            self._b_provisional(call, response, dialog)
+            self.call_event(call, CallEvent.B_PROVISIONAL, response, dialog)
         elif status < 300:
-            self._b_answered(call, response, dialog, retransmission, unusable=unusable)
+            self.call_event(call, CallEvent.B_ANSWERED, response, dialog, retransmission,
+                            unusable)
         else:
-            self._b_failed(call, response)
+            self.call_event(call, CallEvent.B_FAILED, response)
 
     def _fallback_dialog(self, call: Call, response: Response) -> Dialog | None:
         b, invite = call.b, call.b_invite
@@ -336,7 +268,7 @@ class CallSetup(SessionTimers):
         call.saw_provisional = True
         if not call.ended and call.phase is Phase.CALLING:
             self._later(call, "timer_c", self.config.calls.timer_c,
-                        lambda: self._give_up(call, 408, "no-answer", "timer-c"))
+                        lambda: self.call_event(call, CallEvent.TIMER_C))
         rseq = response.header("rseq")
         if dialog is not None and rseq is not None and "100rel" in [
             t.strip().lower() for t in response.headers("require")
@@ -366,7 +298,7 @@ class CallSetup(SessionTimers):
 
     def _b_answered(
         self, call: Call, response: Response, dialog: Dialog | None, retransmission: bool,
-        *, unusable: bool = False,
+        unusable: bool = False,
     ) -> None:
         b = call.b
         assert b is not None
@@ -434,8 +366,8 @@ class CallSetup(SessionTimers):
         limit = call.binding.call_time_limit if call.binding else None
         limit = limit or self.config.calls.max_duration
         if limit:
-            self._later(call, "limit", limit, lambda: self._hang_up(
-                call, None, "completed", reason="Q.850;cause=102", cause="time-limit"))
+            self._later(call, "limit", limit,
+                        lambda: self.call_event(call, CallEvent.CALL_LIMIT))
         self._session_timer_from_2xx(call, b, response)
 
     def _b_failed(self, call: Call, response: Response) -> None:

@@ -72,6 +72,7 @@ class Chat(CallControl):
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._message_waiters[client_key(message)] = waiter
         self._send(None, leg, message)
+        self._drain()
         try:
             status = await asyncio.wait_for(waiter, 64 * self.config.sip.timers.t1 + 1)
         except asyncio.TimeoutError:

@@ -1,20 +1,21 @@
 """The shared core of the call engine: its state, sending on a leg (through the media
-hook, in order), the call clock (a sans-IO deadline heap, `timers.py`, behind one loop
-timer), building legs, and ending calls (failure to the caller, BYE on answered legs,
-forgetting them). The other parts of the engine (`call_setup.py`, `relay.py`,
-`session_timers.py`, `records.py`, `probing.py`, `chat.py`, `overload.py`) extend
-`CallControl`; `engine.py` puts them together as `B2BUA`.
+hook, in order), the call timers (a deadline heap, `timers.py`), building legs, and ending
+calls (failure to the caller, BYE on answered legs, forgetting them).
+
+Sans-IO: nothing here touches a socket, the loop or a clock. Sends, CANCELs, media and store
+work are appended to `actions` (`actions.py`) for the shell (`shell.py`) to perform; `now`
+is set by the shell before each event. The other parts of the engine (`call_setup.py`,
+`relay.py`, `session_timers.py`, `records.py`, `probing.py`, `chat.py`, `overload.py`)
+extend `CallControl`; `engine.py` puts them together as `B2BUA`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .._core import Request, Response, SdpOrigin
 from ..config import Config
@@ -31,14 +32,22 @@ from ..sip.validate import stateless_tag
 from ..store import SessionStore
 from ..store.events import EventPublisher
 from ..store.model import Interaction
-from ..transport.endpoint import SipEndpoint, format_hostport
-from ..transport.stream import client_context
-from ..webhooks import WebhookSender
+from ..transport.endpoint import format_hostport
 from . import numbers
+from .actions import (
+    Action,
+    CancelInvite,
+    EndMedia,
+    GiveUpInvite,
+    PumpMedia,
+    SendRequest,
+    SendResponse,
+)
 from .call import Call, Leg, Phase, Side, new_branch, new_token
-from .dns import SipResolver
-from .media import MediaHook, MediaRefused, media_context
+from .hooks import PlatformHooks
+from .media import MediaHook
 from .routing import Router, TrunkState
+from .table import CallEvent, Default, default
 from .timers import CallTimers, Owner, TimerOwner
 
 log = logging.getLogger("sipmask.b2bua")
@@ -75,6 +84,14 @@ class EngineStats:
     """Ended calls by outcome: completed, busy, no-answer, cancelled, failed, refused."""
 
 
+class Waiter(Protocol):
+    """Where the final status of an OPTIONS or MESSAGE sipmask sent goes (a future)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: int, /) -> None: ...
+
+
 class CallControl:
     """State and helpers every part of the engine uses."""
 
@@ -82,35 +99,35 @@ class CallControl:
     config: Config
     store: SessionStore
     events: EventPublisher | None
-    hooks: WebhookSender | None
-    resolver: SipResolver
+    hooks: PlatformHooks | None
     media: MediaHook | None
     clock: Callable[[], float]
-    monotonic: Callable[[], float] | None
+    """Wall-clock seconds for call records (injected; call timers run on `now`)."""
+    now: float
+    """The time of the event being handled (the shell sets it before each one)."""
+    actions: list[Action]
+    """The outbox: what the shell performs after the event (`actions.py`)."""
+    local_address: Callable[[str, Address], Address]
+    """sipmask's address for a transport towards a peer (the endpoint's listeners; raises
+    LookupError when there is none)."""
     stats: EngineStats
     draining: bool
     overloaded: bool
-    endpoint: SipEndpoint | None
     router: Router
     allow: tuple[str, ...]
     reject_unknown: bool
     calls: set[Call]
     timers: CallTimers
     _new_call_id: Callable[[], str]
-    _message_waiters: dict[TransactionKey, asyncio.Future[int]]
-    _probes: list[asyncio.Future[None]]
-    _lag_watch: asyncio.Future[None] | None
+    _message_waiters: dict[TransactionKey, Waiter]
     _by_server: dict[TransactionKey, Call]
     _by_client: dict[TransactionKey, Call]
     _by_leg: dict[tuple[str, str], tuple[Call, Leg]]
     _down: dict[Address, float]
-    _tasks: set[asyncio.Task[Any]]
     _records: list[Interaction]
-    _tls_client: ssl.SSLContext | None
     _own: Owner
-    _timer: asyncio.TimerHandle | None
-    _timer_at: float | None
-    _firing: float | None
+    _handlers: dict[tuple[Phase, CallEvent], Callable[..., None]]
+    """The state table (`table.py`) with its handlers bound."""
     _pool_numbers: frozenset[str]
     _ua_header: list[tuple[str, str]]
     _server_header: list[tuple[str, str]]
@@ -123,19 +140,14 @@ class CallControl:
     def _record(self, call: Call) -> None:
         raise NotImplementedError
 
-    @property
-    def _ep(self) -> SipEndpoint:
-        assert self.endpoint is not None
-        return self.endpoint
+    def _drain(self) -> None:
+        """Perform the outbox now (the shell's; for the async parts, chat and probing)."""
+        raise NotImplementedError
 
-    def _respond(self, key: TransactionKey, response: Response) -> bool:
+    def _respond(self, key: TransactionKey, response: Response) -> None:
         for name, value in self._server_header:
             response.add_header(name, value)
-        try:
-            self._ep.send_response(key, response)
-            return True
-        except LocalProtocolError:
-            return False  # the transaction ended meanwhile (a CANCEL or timeout won)
+        self.actions.append(SendResponse(key, response))
 
     def _reject(self, event: RequestReceived, status: int, headers: list[tuple[str, str]] | None
                 = None) -> None:
@@ -149,46 +161,8 @@ class CallControl:
         if call is not None and request.method != "ACK":
             self._by_client[key] = call
             call.client_keys.append(key)
-        try:
-            sent = self._ep.send_request_now(request, leg.peer, transport=leg.transport)
-        except LocalProtocolError as exc:  # a bug of ours, not the peer's: this call only
-            log.error("call: %s not sent: %s", request.method, exc)
-            return key
-        if sent is None:  # a connection must be opened first
-            self._spawn(self._send_now(key, leg, request))
+        self.actions.append(SendRequest(leg, request, key))
         return key
-
-    async def _send_now(self, key: TransactionKey, leg: Leg, request: Request) -> None:
-        try:
-            context = self._client_context() if leg.transport == "tls" else None
-            await self._ep.send_request(request, leg.peer, transport=leg.transport,
-                                        ssl_context=context, server_hostname=leg.server_name)
-        except (OSError, ValueError) as exc:
-            # RFC 3261 §8.1.3.1: a transport error (refused, TLS handshake or certificate,
-            # unreadable CA file) counts as a 503 from the next hop: failover, or the call
-            # fails (a BYE'd call ends).
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            log.info("%s to %s:%s failed: %s", request.method, leg.transport,
-                     format_hostport(leg.peer), reason)
-            if request.method != "ACK":
-                self._on_timeout(key, transport_error=True)
-
-    def _client_context(self) -> ssl.SSLContext:
-        """The TLS client context for `tls:` destinations, made on first use (reading the
-        trusted certificates costs milliseconds)."""
-        if self._tls_client is None:
-            self._tls_client = client_context(self.config.sip.tls_ca)
-        return self._tls_client
-
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call task failed: %r", task.exception())
 
     def _deliver(self, call: Call, leg: Leg, message: Request | Response, kind: str | None,
                  send: Callable[[], object]) -> None:
@@ -202,31 +176,14 @@ class CallControl:
         call.outbox.append((message, leg.side.value, kind if message.body else None, send))
         if not call.pumping:
             call.pumping = True
-            self._spawn(self._pump(call))
+            self.actions.append(PumpMedia(call))
 
-    async def _pump(self, call: Call) -> None:
-        assert self.media is not None
-        try:
-            while call.outbox:
-                message, leg, kind, send = call.outbox[0]
-                if kind is not None:
-                    hook = self.media.offer if kind == "offer" else self.media.answer
-                    if call.media_context is None:
-                        call.media_context = media_context(call, self.router, self.config)
-                    try:
-                        message.body = await hook(call.media_context, leg, message.body)
-                    except MediaRefused:
-                        if call.phase is Phase.ANSWERED:
-                            self._hang_up(call, None, "failed", cause="media")
-                        else:
-                            self._fail(call, 503, "failed", "media")
-                        return
-                    except Exception:
-                        log.exception("call %s: media hook failed; SDP sent as rebuilt", call.id)
-                call.outbox.popleft()
-                send()
-        finally:
-            call.pumping = False
+    def _media_refused(self, call: Call) -> None:
+        """The media hook refused an offer or answer of the call: it ends."""
+        if call.phase is Phase.ANSWERED:
+            self._hang_up(call, None, "failed", cause="media")
+        else:
+            self._fail(call, 503, "failed", "media")
 
     def _later(self, call: Call, name: str, delay: float, callback: Callable[[], None]) -> None:
         self.timers.arm(call, name, self._now() + delay, callback)
@@ -235,43 +192,12 @@ class CallControl:
         log.exception("call %s: timer %s failed", getattr(owner, "id", "-"), name)
 
     def _now(self) -> float:
-        """The time call logic sees: the `now` timers are fired with, else the clock's."""
-        if self._firing is not None:
-            return self._firing
-        if self.monotonic is not None:
-            return self.monotonic()
-        assert self.endpoint is not None
-        return self.endpoint.loop.time()
-
-    def _wake(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        at = deadline - (self._now() - loop.time())  # the loop's time of that deadline
-        if self._timer_at is not None and self._timer_at <= at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = at
-        self._timer = loop.call_at(at, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.run_timers(self._now())
-
-    def run_timers(self, now: float) -> None:
-        """Fire every call timer due at `now` (the loop timer calls this; a flow test
-        after moving its clock forward)."""
-        self._firing = now
-        try:
-            self.timers.fire(now)
-        finally:
-            self._firing = None
-        deadline = self.timers.next_deadline()
-        if deadline is not None:
-            self._wake(deadline)
+        """The time call logic sees: that of the event being handled."""
+        return self.now
 
     def _local(self, transport: str, peer: Address) -> str:
         """sipmask's host:port as the peer should see it (advertised address)."""
-        return format_hostport(self._ep.local_address(transport, peer))
+        return format_hostport(self.local_address(transport, peer))
 
     def _via_and_contact(self, transport: str, peer: Address, user: str) -> tuple[str, str]:
         """sipmask's Via template and Contact on a leg (raises LookupError: no listener)."""
@@ -288,7 +214,7 @@ class CallControl:
             transport=transport,
             call_id=call_id,
             local_tag=new_token(),
-            origin=SdpOrigin(self._ep.local_address(transport, peer).host),
+            origin=SdpOrigin(self.local_address(transport, peer).host),
             via=via,
             contact=contact,
         )
@@ -328,11 +254,32 @@ class CallControl:
         if elapsed >= 64 * timers.t1:
             self._hang_up(call, None, "failed", reason="SIP;cause=408", cause="no-ack")
             return
-        if not self._respond(key, response):
-            return
+        self._respond(key, response)
         interval = min(2 * interval, timers.t2)
         self._later(call, name, interval, lambda: self._resend_2xx(
             call, leg, key, response, name, cseq, interval, elapsed + interval))
+
+    def call_event(self, call: Call, event: CallEvent, *args: Any) -> None:
+        """Feed the call one event: the state table's handler for (phase, event), or the
+        event's default outcome (`table.py`)."""
+        handler = self._handlers.get((call.phase, event))
+        if handler is not None:
+            handler(call, *args)
+        elif default(call.phase, event) is Default.TEAR_DOWN:
+            self._hang_up(call, None, "failed", reason="SIP;cause=500",
+                          cause=f"unexpected {event.value}")
+
+    def _shut_down(self, call: Call) -> None:
+        self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
+
+    def _ring_timeout(self, call: Call) -> None:
+        self._give_up(call, 480, "no-answer", "ring")
+
+    def _timer_c(self, call: Call) -> None:
+        self._give_up(call, 408, "no-answer", "timer-c")
+
+    def _call_limit(self, call: Call) -> None:
+        self._hang_up(call, None, "completed", reason="Q.850;cause=102", cause="time-limit")
 
     def _caller_cancelled(self, call: Call) -> None:
         if call.a_final_sent:
@@ -349,18 +296,15 @@ class CallControl:
               reason: str | None = None) -> None:
         """Answer the caller's INVITE with a failure, cancel the B leg, end the call."""
         if call.b_key is not None and not call.ended:
-            try:
-                self._ep.layer.send_cancel(call.b_key, self._ep.now())
-            except LocalProtocolError:
-                pass  # the INVITE transaction already ended
-            else:
-                # RFC 3261 §9.1: a callee that rang and then goes silent would hold the
-                # INVITE transaction for ever (Proceeding has no timer): 64*T1 after the
-                # CANCEL it is given up. An engine timer: the call ends before that.
-                key, layer = call.b_key, self._ep.layer
-                self.timers.arm(self._own, f"give-up {key.branch}",
-                                self._now() + 64 * self.config.sip.timers.t1,
-                                lambda: layer.give_up(key))
+            key, actions = call.b_key, self.actions
+            actions.append(CancelInvite(key))  # nothing when it already ended
+            # RFC 3261 §9.1: a callee that rang and then goes silent would hold the INVITE
+            # transaction for ever (Proceeding has no timer): 64*T1 after the CANCEL it is
+            # given up (an answered or ended one is left alone). An engine timer: the call
+            # ends before that.
+            self.timers.arm(self._own, f"give-up {key.branch}",
+                            self._now() + 64 * self.config.sip.timers.t1,
+                            lambda: actions.append(GiveUpInvite(key)))
         if not call.a_final_sent:
             call.a_final_sent = True
             headers = [("Reason", reason)] if reason else []
@@ -418,7 +362,7 @@ class CallControl:
         self.timers.arm(call, "forget", self._now() + FORGET_AFTER, lambda: self._forget(call))
         self._record(call)
         if self.media is not None and call.media_context is not None:
-            self._spawn(self.media.end(call.media_context))
+            self.actions.append(EndMedia(call.media_context))
 
     def _forget(self, call: Call) -> None:
         for leg in (call.a, call.b):

@@ -3,11 +3,14 @@ bindings from the store (issue 5).
 
 Theory of operation:
 
-- The engine is the `SipEndpoint`'s event callback. Every event is handled synchronously
-  except the one `await` per new call or chat message: the binding lookup in the store, run in
-  a task. Timers that belong to calls (ring timeout, Timer C, call-time limit, 2xx
-  retransmission, session timers, the INVITE given up after its CANCEL) are deadlines in one
-  heap (`timers.py`, no clock of its own); one loop timer is armed for the earliest.
+- Sans-IO: `CallEngine` is fed the transaction layer's events (`dispatch`) with `now` set,
+  and appends actions (`actions.py`: send, CANCEL, route, media, records) to its outbox; the
+  asyncio shell (`shell.B2BUA`, the endpoint's event callback) performs them after each
+  event and feeds back what its tasks learn (the one binding lookup per new call, DNS, a
+  connection, the media hook). Call-level events go through the state table (`table.py`).
+  Timers that belong to calls (ring timeout, Timer C, call-time limit, 2xx retransmission,
+  session timers, the INVITE given up after its CANCEL) are deadlines in one heap
+  (`timers.py`, no clock of its own); the shell keeps one loop timer for the earliest.
 - A new INVITE from a trunk: the layer has already sent 100 Trying. The dialled virtual number
   and the caller's identity are read with the trunk's number rules (`numbers.py`); the binding
   `(dialled, caller)` names the other party and the virtual number to present. The B leg is
@@ -29,19 +32,17 @@ Theory of operation:
 - MESSAGE outside a dialog (RFC 3428) is bound and masked like a call; its text crosses.
 - Every call ends with a record (`Interaction`) in the store and one log line, numbers masked.
 
-Files: `core.py` (state, sending, the call clock, ending a call), `call_setup.py` (the
-INVITE on both legs, forking, failover), `relay.py` (in-dialog requests),
-`session_timers.py` (RFC 4028), `records.py`, `probing.py`, `chat.py`, `overload.py`; this
-module puts them together and dispatches the endpoint's events.
+Files: `core.py` (state, sending, ending a call, the table's dispatcher), `call_setup.py`
+(the INVITE on both legs, forking, failover), `relay.py` (in-dialog requests),
+`session_timers.py` (RFC 4028), `records.py`, `table.py`, `actions.py`, `hooks.py`; this
+module puts the call logic together and dispatches the layer's events. `shell.py` runs it
+on an endpoint, with `probing.py`, `chat.py` and `overload.py` beside it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .._core import Request, Response
 from ..config import Config
@@ -60,38 +61,41 @@ from ..sip.validate import options_response, stateless_answer
 from ..store import SessionStore
 from ..store.events import EventPublisher
 from ..store.model import Interaction
-from ..transport.endpoint import SipEndpoint
-from ..webhooks import WebhookSender
+from .actions import Abandon, Action, RelayMessage
 from .call import Call, Leg, Side, new_token
 from .call_setup import CallSetup
-from .chat import Chat
 from .core import (
     ACCEPTED_TYPES,
     DESTINATION_DOWN_FOR,
     REQUIRE_SUPPORTED,
     EngineStats,
+    Waiter,
     map_failure,
 )
-from .dns import SipResolver
+from .hooks import PlatformHooks
 from .masking import SIPMASK_METHODS
 from .media import MediaHook
-from .overload import OverloadWatch
-from .probing import TrunkProbing
 from .records import CallRecords
 from .relay import DialogRelay
 from .routing import Router
+from .table import TABLE, CallEvent
 from .timers import CallTimers, Owner
 
-__all__ = ["B2BUA", "EngineStats", "map_failure"]
+if TYPE_CHECKING:
+    from .dns import SipResolver
+
+__all__ = ["CallEngine", "EngineStats", "map_failure"]
 
 
-class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecords):
-    """The call engine. Use `handle` as the endpoint's event callback.
+class CallEngine(CallSetup, DialogRelay, CallRecords):
+    """The call logic, sans-IO: fed events (`dispatch`) with `now` set, it appends actions
+    to `actions`. `shell.B2BUA` runs it on an endpoint.
 
     Args:
         config: the checked configuration (trunks, masking, calls, timers).
         store: where bindings are looked up and call records kept.
-        clock: wall-clock seconds for call records (call timers run on `monotonic`).
+        clock: wall-clock seconds for call records (call timers run on `now`); by default
+            `now` itself (the shell gives `time.time`).
         media: the offer/answer hook (`media.py`); None sends SDP as rebuilt.
         call_ids: makes the Call-IDs of legs sipmask creates (with several workers, ones this
             worker owns: `CallIdRouter.mint`); random hex by default.
@@ -101,8 +105,6 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             session) and out-of-session (decides for a caller without a binding).
         resolver: RFC 3263 server location for destinations written as names (the system's
             DNS servers by default).
-        monotonic: the clock of call timers (by default the loop's); flow tests give one
-            they move forward instead of sleeping.
     """
 
     def __init__(
@@ -110,48 +112,43 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         config: Config,
         store: SessionStore,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         media: MediaHook | None = None,
         call_ids: Callable[[], str] | None = None,
         events: EventPublisher | None = None,
-        hooks: WebhookSender | None = None,
+        hooks: PlatformHooks | None = None,
         resolver: SipResolver | None = None,
-        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.hooks = hooks
-        self.resolver = resolver or SipResolver()
+        self.resolver: SipResolver | None = resolver
         self.media = media
         self._new_call_id = call_ids or (lambda: new_token(16))
-        self.clock = clock
+        self.clock = clock or (lambda: self.now)  # the shell gives the wall clock
         self.stats = EngineStats()
         self.draining = False
         self.overloaded = False
-        self._message_waiters: dict[TransactionKey, asyncio.Future[int]] = {}
-        self._probes: list[asyncio.Future[None]] = []
-        self._lag_watch: asyncio.Future[None] | None = None
+        self._message_waiters: dict[TransactionKey, Waiter] = {}
+        self.now = 0.0
+        self.actions: list[Action] = []
         self._apply(config)
-        self.endpoint: SipEndpoint | None = None
         self.calls: set[Call] = set()
         self._by_server: dict[TransactionKey, Call] = {}
         self._by_client: dict[TransactionKey, Call] = {}
         self._by_leg: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._down: dict[Address, float] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._records: list[Interaction] = []
-        self._tls_client: ssl.SSLContext | None = None
-        # Call timers: a deadline heap (sans-IO) and the one loop timer armed for it.
-        self.monotonic = monotonic
-        self.timers = CallTimers(wake=self._wake, on_error=self._timer_failed)
+        # Call timers: a deadline heap; the shell keeps one loop timer armed for it.
+        self.timers = CallTimers(on_error=self._timer_failed)
         self._own = Owner()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._firing: float | None = None
+        self._handlers = {pair: getattr(self, name) for pair, name in TABLE.items()}
 
     def _apply(self, config: Config) -> None:
         self.config = config
-        self.router = Router(config, resolver=self.resolver)  # its cache outlives reloads
+        # The resolver's cache outlives reloads (the first Router makes it by default).
+        self.router = Router(config, resolver=self.resolver)
+        self.resolver = self.router.resolver
         self.allow = config.masking.allow_headers
         self._pool_numbers = frozenset(n for pool in config.pools for n in pool.numbers)
         self.reject_unknown = config.sip.unknown_source == "reject"
@@ -164,26 +161,17 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         timers apply to new calls; calls in progress keep the trunk they started on. The
         listeners and timers T1/T2/T4 are not changed by a reload."""
         old = {trunk.name: trunk.active_calls for trunk in self.router.trunks}
-        for probe in self._probes:
-            probe.cancel()
-        self._probes.clear()
         self._apply(config)
-        self._tls_client = None  # tls_ca may have changed
         for trunk in self.router.trunks:
             trunk.active_calls = old.get(trunk.name, 0)
-        if self.endpoint is not None:
-            self.endpoint.layer.request_filter = (
-                None if self.reject_unknown else self.accepts_request
-            )
-            self.start_probing()
 
     def drain(self) -> None:
         """Stop taking calls: new INVITEs get 503 with Retry-After (so carriers fail over);
         calls in progress go on."""
         self.draining = True
 
-    def handle(self, endpoint: SipEndpoint, event: SipEvent) -> None:
-        self.endpoint = endpoint
+    def dispatch(self, event: SipEvent) -> None:
+        """Handle one event of the transaction layer at `now`."""
         if isinstance(event, RequestReceived):
             if event.request.to_tag is None:
                 self._new_request(event)
@@ -196,7 +184,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         elif isinstance(event, CancelReceived):
             call = self._by_server.get(event.invite_key)
             if call is not None:
-                self._caller_cancelled(call)
+                self.call_event(call, CallEvent.CANCELLED)
         elif isinstance(event, TransactionTimedOut):
             self._on_timeout(event.key)
         elif isinstance(event, TransactionTerminated):
@@ -218,35 +206,8 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             call.b_invite = call.b_key = None
             call.targets = []
 
-    def attach(self, endpoint: SipEndpoint) -> None:
-        """Use `endpoint` to send (before any event arrives: probes start at once) and install
-        the source policy on its layer: in "drop" mode a request from outside every trunk's
-        inbound networks (a trunk's outbound address, which the listeners let through for its
-        answers) is dropped before the layer answers anything."""
-        self.endpoint = endpoint
-        if not self.reject_unknown:
-            endpoint.layer.request_filter = self.accepts_request
-        # A Via maddr is honoured only when it names the same trunk (RFC 3261 §18.2.2).
-        endpoint.layer.maddr_allowed = lambda target, source: (
-            self.router.trunk_for(target) is self.router.trunk_for(source) is not None)
-
     def accepts_request(self, request: Request, source: Address) -> bool:
         return self.router.trunk_for(source) is not None
-
-    async def close(self) -> None:
-        """End every call (BYE on answered legs) and wait for record writes."""
-        for probe in self._probes:
-            probe.cancel()
-        if self._lag_watch is not None:
-            self._lag_watch.cancel()
-        for call in list(self.calls):
-            self._hang_up(call, None, "shutdown", reason="SIP;cause=503")
-        self._flush_records()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2.0)
 
     def _new_request(self, event: RequestReceived) -> None:
         request = event.request
@@ -257,7 +218,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             if self.reject_unknown:
                 self._reject(event, 403)
             else:
-                self._ep.layer.abandon(event.key)
+                self.actions.append(Abandon(event.key))
             return
         answer = stateless_answer(
             request,
@@ -276,7 +237,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         if method == "INVITE":
             self._new_call(event, trunk)
         elif method == "MESSAGE":
-            self._spawn(self._new_message(event, trunk))
+            self.actions.append(RelayMessage(event, trunk))
         else:  # BYE, INFO, UPDATE, PRACK outside any dialog (RFC 3261 §12.2.2)
             self._reject(event, 481)
 
@@ -312,6 +273,21 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
             else:
                 self._schedule_refresh(call, leg)
 
+    def _b_timed_out(self, call: Call, transport_error: bool) -> None:
+        """The callee's INVITE got no answer (Timer B) or could not be sent at all."""
+        if call.a_final_sent or call.ended:
+            self._finish(call)
+            return
+        if call.b is not None:
+            self._down[call.b.peer] = self._now() + DESTINATION_DOWN_FOR
+        if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
+            call.target_index += 1
+            self._start_b(call)
+        elif transport_error:  # the destination could not be reached at all: failed
+            self._fail(call, map_failure(503), "failed", "transport")
+        else:
+            self._fail(call, 408, "no-answer", "timer-b")
+
     def _leg_of_response(self, call: Call, response: Response) -> Leg | None:
         entry = self._by_leg.get((response.call_id or "", response.from_tag or ""))
         return entry[1] if entry is not None and entry[0] is call else None
@@ -335,18 +311,7 @@ class B2BUA(CallSetup, DialogRelay, Chat, TrunkProbing, OverloadWatch, CallRecor
         if call is None:
             return
         if key == call.b_key:
-            if call.a_final_sent or call.ended:
-                self._finish(call)
-                return
-            if call.b is not None:
-                self._down[call.b.peer] = self._now() + DESTINATION_DOWN_FOR
-            if call.target_index + 1 < len(call.targets) and not call.saw_provisional:
-                call.target_index += 1
-                self._start_b(call)
-            elif transport_error:  # the destination could not be reached at all: failed
-                self._fail(call, map_failure(503), "failed", "transport")
-            else:
-                self._fail(call, 408, "no-answer", "timer-b")
+            self.call_event(call, CallEvent.B_TIMED_OUT, transport_error)
             return
         relay = call.relays.pop(key, None)
         if relay is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from ..transport.endpoint import SipEndpoint
 from .core import (
     LAG_WINDOW,
     CallControl,
@@ -16,6 +17,9 @@ from .core import (
 
 class OverloadWatch(CallControl):
     """The lag monitor."""
+
+    endpoint: SipEndpoint | None
+    _lag_watch: asyncio.Future[None] | None
 
     def start_overload_monitor(self, interval: float = 0.02) -> None:
         """Watch the event loop's lag (how late a short sleep wakes up, smoothed): beyond

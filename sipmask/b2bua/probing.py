@@ -19,6 +19,8 @@ from .routing import Target, TrunkState
 class TrunkProbing(CallControl):
     """Active health checks of trunk destinations."""
 
+    _probes: list[asyncio.Future[None]]
+
     def start_probing(self) -> None:
         """Probe each trunk destination with OPTIONS every `probe_interval` seconds; one that
         does not answer is tried last by new calls until it answers again (RFC 3263 §4.3
@@ -57,6 +59,7 @@ class TrunkProbing(CallControl):
         self._message_waiters[key] = waiter
         try:
             self._send(None, leg, options)
+            self._drain()
             status = await asyncio.wait_for(waiter, 64 * self.config.sip.timers.t1 + 1)
         except (asyncio.TimeoutError, OSError):
             status = 0

@@ -4,12 +4,9 @@ written in batches, and a `call.ended` event for the event stream and the webhoo
 
 from __future__ import annotations
 
-import msgspec
-
-from ..errors import SipError
 from ..privacy import mask_party
-from ..store import StoreError
 from ..store.model import Interaction
+from .actions import Publish, SaveRecords
 from .call import Call
 from .core import (
     RECORD_BATCH_DELAY,
@@ -63,7 +60,7 @@ class CallRecords(CallControl):
         )
         self._queue_record(record)
         if self.events is not None:
-            self.events.publish("call.ended", msgspec.to_builtins(record))
+            self.actions.append(Publish("call.ended", record))
 
     def _queue_record(self, record: Interaction) -> None:
         """Records are written in batches (one store round trip per `RECORD_BATCH_DELAY`,
@@ -76,13 +73,4 @@ class CallRecords(CallControl):
     def _flush_records(self) -> None:
         batch, self._records = self._records, []
         if batch:
-            self._spawn(self._save(batch))
-
-    async def _save(self, records: list[Interaction]) -> None:
-        try:
-            kept = await self.store.record_interactions(records)
-        except (StoreError, SipError) as exc:
-            log.warning("%d call record(s) not kept: %s", len(records), exc)
-            return
-        if kept < len(records):
-            log.info("%d call record(s) of sessions already gone", len(records) - kept)
+            self.actions.append(SaveRecords(batch))

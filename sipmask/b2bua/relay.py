@@ -174,9 +174,8 @@ class DialogRelay(SessionTimers):
         answer = dialog.create_response(relay.request, status, headers=headers, body=data)
 
         def send() -> None:
-            if self._respond(relay.server_key, answer) and method == "INVITE" and (
-                200 <= status < 300
-            ):
+            self._respond(relay.server_key, answer)
+            if method == "INVITE" and 200 <= status < 300:
                 self._retransmit_2xx(call[0], source, relay.server_key, answer)
 
         kind = "answer" if has_sdp(relay.request) else "offer"

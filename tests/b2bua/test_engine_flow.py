@@ -44,7 +44,7 @@ def fire_next(r: Rig) -> float:
     """Move the call clock to the next call timer's deadline and fire it; returns how far."""
     deadline = r.engine.timers.next_deadline()
     assert deadline is not None
-    step = deadline - r.engine._now()
+    step = deadline - r.engine.time_now()
     advance(r, max(step, 0.0))
     return step
 
