@@ -21,11 +21,11 @@ import logging
 from dataclasses import dataclass
 
 from .._core import parse_sdp, rebuild_sdp
-from ..config import MediaConfig, MediaSide
 from ..errors import ParseError
 from ..media.bencode import Encodable
 from ..media.ng import NgClient, NgError, NgUnavailable
 from .media import MediaContext, MediaRefused
+from .settings import MediaConfig, MediaSide
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._core import Request, Response, SdpOrigin
-from ..config import Config
 from ..errors import LocalProtocolError, ParseError
 from ..sip.dialog import Dialog
 from ..sip.events import (
@@ -47,6 +46,7 @@ from .call import Call, Leg, Phase, Side, new_branch, new_token
 from .hooks import PlatformHooks
 from .media import MediaHook
 from .routing import Router, TrunkState
+from .settings import B2buaSettings
 from .table import CallEvent, Default, default
 from .timers import CallTimers, Owner, TimerOwner
 
@@ -96,7 +96,7 @@ class CallControl:
     """State and helpers every part of the engine uses."""
 
     # State, set by `B2BUA.__init__` (engine.py) and shared by the parts of the engine.
-    config: Config
+    config: B2buaSettings
     store: SessionStore
     events: EventPublisher | None
     hooks: PlatformHooks | None

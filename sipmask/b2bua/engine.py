@@ -45,7 +45,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._core import Request, Response
-from ..config import Config
 from ..sip.events import (
     AckReceived,
     Address,
@@ -78,6 +77,7 @@ from .media import MediaHook
 from .records import CallRecords
 from .relay import DialogRelay
 from .routing import Router
+from .settings import B2buaSettings
 from .table import TABLE, CallEvent
 from .timers import CallTimers, Owner
 
@@ -92,7 +92,8 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
     to `actions`. `shell.B2BUA` runs it on an endpoint.
 
     Args:
-        config: the checked configuration (trunks, masking, calls, timers).
+        config: its settings (`settings.B2buaSettings`: trunks, masking, calls, media,
+            timers; the checked `Config` is one).
         store: where bindings are looked up and call records kept.
         clock: wall-clock seconds for call records (call timers run on `now`); by default
             `now` itself (the shell gives `time.time`).
@@ -109,7 +110,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
 
     def __init__(
         self,
-        config: Config,
+        config: B2buaSettings,
         store: SessionStore,
         *,
         clock: Callable[[], float] | None = None,
@@ -144,7 +145,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         self._own = Owner()
         self._handlers = {pair: getattr(self, name) for pair, name in TABLE.items()}
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: B2buaSettings) -> None:
         self.config = config
         # The resolver's cache outlives reloads (the first Router makes it by default).
         self.router = Router(config, resolver=self.resolver)
@@ -156,7 +157,7 @@ class CallEngine(CallSetup, DialogRelay, CallRecords):
         self._ua_header = [("User-Agent", agent)] if agent else []
         self._server_header = [("Server", agent)] if agent else []
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: B2buaSettings) -> None:
         """Take a new (checked) configuration: trunks, ACLs, limits, masking policy and call
         timers apply to new calls; calls in progress keep the trunk they started on. The
         listeners and timers T1/T2/T4 are not changed by a reload."""

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ..config import Config, MediaSide
     from .call import Call
     from .routing import Router
+    from .settings import B2buaSettings, MediaSide
 
 SdpKind = Literal["offer", "answer"]
 
@@ -63,7 +63,7 @@ class MediaContext:
     callee_media: MediaSide | None = None
 
 
-def media_context(call: Call, router: Router, config: Config) -> MediaContext:
+def media_context(call: Call, router: Router, config: B2buaSettings) -> MediaContext:
     """The context of `call` as the engine knows it at its first SDP: recorded when the
     session, the caller's trunk or the callee's trunk says so; the announcement (a file path)
     named by the session, else by its pool's `[[pools]]` entry."""

@@ -17,9 +17,9 @@ from functools import lru_cache
 import phonenumbers
 
 from .._core import URI, ParseError, Request, parse_name_addr, unescape
-from ..config import NumberRules
 from ..store.errors import InvalidParticipant
 from ..store.numbers import participant_key
+from .settings import NumberRules
 
 __all__ = [
     "ANONYMOUS_USERS",

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .._core import URI, parse_uri
-from ..config import Config, Destination, NumberRules, TrunkConfig, parse_destination
 from ..errors import ParseError
 from ..sip.events import Address
 from ..transport.endpoint import format_hostport
 from ..transport.udp import Network, parse_networks, source_allowed
 from .dns import DEFAULT_PORTS, SipResolver
+from .settings import B2buaSettings, Destination, NumberRules, TrunkConfig, parse_destination
 
 HOST_CACHE_SIZE = 4096
 
@@ -81,7 +81,7 @@ class Router:
 
     def __init__(
         self,
-        config: Config,
+        config: B2buaSettings,
         clock: Callable[[], float] = time.monotonic,
         resolver: SipResolver | None = None,
     ) -> None:

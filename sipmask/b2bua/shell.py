@@ -22,7 +22,6 @@ from typing import Any
 import msgspec
 
 from .._core import Request
-from ..config import Config
 from ..errors import LocalProtocolError, SipError
 from ..sip.events import RequestReceived, SipEvent, TransactionKey
 from ..store import SessionStore, StoreError
@@ -54,6 +53,7 @@ from .media import MediaHook, MediaRefused, media_context
 from .overload import OverloadWatch
 from .probing import TrunkProbing
 from .routing import TrunkState
+from .settings import B2buaSettings
 from .table import CallEvent
 
 __all__ = ["B2BUA"]
@@ -69,7 +69,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
 
     def __init__(
         self,
-        config: Config,
+        config: B2buaSettings,
         store: SessionStore,
         *,
         clock: Callable[[], float] = time.time,
@@ -115,7 +115,7 @@ class B2BUA(CallEngine, Chat, TrunkProbing, OverloadWatch):
         endpoint.layer.maddr_allowed = lambda target, source: (
             self.router.trunk_for(target) is self.router.trunk_for(source) is not None)
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: B2buaSettings) -> None:
         for probe in self._probes:
             probe.cancel()
         self._probes.clear()
