@@ -106,6 +106,11 @@ NEVER_CROSS: frozenset[str] = frozenset(
         "P-Called-Party-ID", "P-Associated-URI", "Privacy", "Path", "Service-Route",
     )
 )
+REBUILT_HEADERS: frozenset[str] = frozenset(
+    # The headers masking.py has a grammar for (full and compact forms); nothing else crosses.
+    ("content-type", "c", "supported", "k", "require", "reason", "session-expires", "x",
+     "min-se")
+)
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")  # RFC 3261 §25.1 token
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -617,6 +622,10 @@ def _semantic(
             err(path, f"not a header name: {header!r}")
         elif header.lower() in NEVER_CROSS:
             err(path, f"{header} is built by sipmask or carries identities; it never crosses")
+        elif header.lower() not in REBUILT_HEADERS:
+            # Only headers with a grammar to rebuild them from cross (issue 11): a name
+            # outside it would be silently ignored, which an operator should hear about.
+            err(path, f"sipmask has no grammar to rebuild {header} from; it never crosses")
     lowered = [h.lower() for h in config.masking.allow_headers]
     for i, h in enumerate(lowered):
         if h in lowered[:i]:
