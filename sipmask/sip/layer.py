@@ -50,6 +50,9 @@ from .transaction import (
 
 _ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 
+HEAP_COMPACT_MIN = 4096
+"""Entries the deadline heap may hold before its first rebuild (stale ones are dropped)."""
+
 
 @dataclass(slots=True)
 class LayerStats:
@@ -199,6 +202,9 @@ class TransactionLayer:
         response goes to the source."""
         self._transactions: dict[TransactionKey, Transaction] = {}
         self._heap: list[tuple[float, int, TransactionKey, Timer]] = []
+        # The heap is rebuilt from its live entries when it outgrows this: a stopped timer's
+        # entry otherwise stays until its deadline (Timer ANSWER of an INVITE: 15 minutes).
+        self._compact_at = HEAP_COMPACT_MIN
         self._tokens = itertools.count()
         self._outbox: list[tuple[bytes, Address]] = []
         self._events: deque[SipEvent] = deque()
@@ -556,6 +562,26 @@ class TransactionLayer:
         token = next(self._tokens)
         transaction.timers[timer] = token
         heapq.heappush(self._heap, (deadline, token, transaction.key, timer))
+        if len(self._heap) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the stale entries (stopped, re-armed, transaction gone). The next rebuild
+        waits until the heap doubles, so each push pays O(1) amortized and the heap stays
+        within twice its live timers (or HEAP_COMPACT_MIN)."""
+        transactions = self._transactions
+        heap = self._heap  # in place: handle_timer holds it while a timer arms another
+        heap[:] = [
+            entry for entry in heap
+            if (t := transactions.get(entry[2])) is not None and t.timers.get(entry[3]) == entry[1]
+        ]
+        heapq.heapify(heap)
+        self._compact_at = max(HEAP_COMPACT_MIN, 2 * len(self._heap))
+
+    @property
+    def deadlines(self) -> int:
+        """Entries on the deadline heap, stale ones included (bounded: see `_compact`)."""
+        return len(self._heap)
 
     def settled(self, transaction: Transaction) -> None:
         """`transaction` has its final response (or is ending without one): it no longer

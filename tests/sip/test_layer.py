@@ -27,7 +27,7 @@ from sipmask.sip.events import (
     TransactionTerminated,
     TransactionTimedOut,
 )
-from sipmask.sip.layer import TransactionLayer
+from sipmask.sip.layer import HEAP_COMPACT_MIN, TransactionLayer
 from sipmask.sip.timers import Timer, TimerConfig
 from sipmask.sip.transaction import ClientInviteState
 
@@ -561,3 +561,22 @@ def test_abandoned_server_transaction_is_forgotten_unanswered(layer):
     assert layer.datagrams_to_send(0.0) == []  # nothing was answered
     layer.receive_datagram(wire(request), NAT, 1.0)  # a retransmission is a new request
     assert isinstance(layer.next_event(), RequestReceived)
+
+
+def test_deadline_heap_stays_bounded_by_its_live_timers():
+    """Answering an INVITE stops its Timer ANSWER (15 minutes), whose heap entry used to stay
+    until that deadline: ~300 octets a call for 15 minutes (the soak's RSS growth, issue 13).
+    The heap is rebuilt from its live entries when it doubles."""
+    layer = TransactionLayer(tag_factory=lambda: "t")
+    calls, rate = 20_000, 100.0  # 200 s of INVITEs answered 200 (each lingers 32 s, Timer L)
+    for n in range(calls):
+        now = n / rate
+        layer.receive_datagram(wire(make_request("INVITE", branch=f"z9hG4bKs{n}")), UAC, now)
+        (event,) = [e for e in drain(layer) if isinstance(e, RequestReceived)]
+        layer.send_response(event.key, answer(event.request, 200), now)
+        fire_until(layer, now)
+        drain(layer)
+        layer.datagrams_to_send(now)
+    live = sum(len(t.timers) for t in layer._transactions.values())
+    assert live <= 2 * 32 * rate  # Timer L of the last 32 s only
+    assert layer.deadlines <= max(HEAP_COMPACT_MIN, 2 * 2 * live)
