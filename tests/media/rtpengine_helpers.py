@@ -59,6 +59,7 @@ class Rtpengine:
                  f"--port-min={self.port_min}", f"--port-max={self.port_max}",
                  "--log-level=6", *self._recording()],
                 stdout=subprocess.DEVNULL, stderr=log,
+                cwd=self.log.parent,  # anything it writes (a core dump) stays out of the repo
             )
         deadline = time.monotonic() + 10
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
