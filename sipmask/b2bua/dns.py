@@ -11,8 +11,6 @@ config names the transport. Answers are cached for their TTL (at least `MIN_TTL`
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +18,8 @@ from collections.abc import Callable, Sequence
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
+
+from ..sip.events import is_ip_literal
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
@@ -30,15 +30,6 @@ MAX_TTL = 3600.0
 LIFETIME = 2.0
 """Seconds one lookup may take (all servers and retries), so a dead resolver fails a call
 attempt fast instead of holding it."""
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class SipResolver:
@@ -78,7 +69,7 @@ class SipResolver:
         Raises:
             OSError: the name has no usable record (or DNS did not answer in time).
         """
-        if _is_ip_literal(host):
+        if is_ip_literal(host):
             return [(host, port or DEFAULT_PORTS[transport])]
         if port is None:
             records = await self._srv(f"{SRV_PREFIX[transport]}.{host}")

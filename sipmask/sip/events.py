@@ -4,12 +4,25 @@ call control. Frozen and slotted, named in the past tense (h11 `Request`, aioqui
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
 from .._core import Request, Response
 from .timers import Timer
+
+
+@functools.lru_cache(maxsize=4096)
+def is_ip_literal(host: str) -> bool:
+    """Whether `host` is an IPv4 or IPv6 address (an IPv6 zone `%eth0` allowed, no
+    brackets), not a name: only those are sent to or trusted without RFC 3263 resolution."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 class Address(NamedTuple):

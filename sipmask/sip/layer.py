@@ -11,7 +11,6 @@ clock, opens a socket or schedules a callback.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import secrets
 from collections import deque
@@ -32,6 +31,7 @@ from .events import (
     TransactionKey,
     TransactionTerminated,
     TransactionTimedOut,
+    is_ip_literal,
 )
 from .responses import make_response, response_to_parse_error
 from .timers import Timer, TimerConfig
@@ -105,19 +105,11 @@ def response_address(
     port = via.port if via.port is not None else _default_port(via)
     if maddr and maddr_allowed is not None:
         host = maddr[1:-1] if maddr.startswith("[") else maddr
-        if _is_ip(host) and maddr_allowed(Address(host, port), source):
+        if is_ip_literal(host) and maddr_allowed(Address(host, port), source):
             return Address(host, port)
     if via.has_rport or maddr:
         return source  # RFC 3581: symmetric; a refused maddr falls back to the source too
     return Address(source.host, port)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _stamp_via(request: Request, via: Via, source: Address) -> None:

@@ -7,13 +7,14 @@ the allocation preference comes from `phonenumbers` and is computed off the call
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from functools import lru_cache
 from urllib.parse import unquote
 
 import phonenumbers
 
+from .._core import parse_uri
+from ..errors import ParseError
 from ..privacy import mask_numbers_in
 from .errors import InvalidParticipant
 
@@ -157,68 +158,47 @@ def _plain_sip_uri(
 ) -> str:
     """Check a SIP URI made of plain parts (`[sip:|sips:][user@]host[:port][;param]`) and
     return it rebuilt from them (scheme and host lower-cased, parameters in a fixed order).
+    The core's URI parser splits it; this adds what a value given over the API may hold.
 
     Raises:
         ValueError: naming the rule broken, never the value.
     """
-    scheme, sep, rest = text.partition(":")
-    if sep and scheme.lower() in ("sip", "sips"):
-        scheme = scheme.lower()
-    else:
-        scheme, rest = "sip", text
-    if "?" in rest or "%" in rest:
+    if text[:4].lower() != "sip:" and text[:5].lower() != "sips:":
+        text = "sip:" + text
+    if "%" in text:
         raise ValueError("a SIP URI here may have no headers and no escapes")
-    body, *raw_params = rest.split(";")
-    user, at, hostport = body.rpartition("@")
-    if need_user and not at:
+    try:
+        uri = parse_uri(text)
+    except ParseError:
+        raise ValueError("not a SIP URI of user@host[:port]") from None
+    if uri.headers:
+        raise ValueError("a SIP URI here may have no headers and no escapes")
+    if need_user and uri.user is None:
         raise ValueError("a SIP URI participant needs user@host")
-    if at and not _URI_USER.fullmatch(user):
+    if uri.user is not None and (uri.password is not None or not _URI_USER.fullmatch(uri.user)):
         raise ValueError("a SIP URI user is 1-64 of A-Z a-z 0-9 and _ . ! ~ * ' ( ) + -")
-    host, port = _host_port(hostport)
-    kept: dict[str, str | None] = {}
-    for raw in raw_params:
-        name, eq, value = raw.partition("=")
-        name = name.lower()
-        if name not in params or name in kept:
+    host = (uri.host or "").lower()
+    if not host.startswith("[") and (len(host) > 253 or not _HOSTNAME.fullmatch(host)):
+        raise ValueError("a SIP URI host is a host name or an IP literal")
+    if uri.port is not None and not 1 <= uri.port <= 65535:
+        raise ValueError("a SIP URI port is 1-65535")
+    # The parser keeps one value per name: count the written ones to refuse repeats.
+    if len(text.rpartition("@")[2].split(";")) - 1 != len(uri.params):
+        raise ValueError(f"URI parameters allowed here: {', '.join(sorted(params))}")
+    for name, value in uri.params.items():
+        if name not in params:
             raise ValueError(f"URI parameters allowed here: {', '.join(sorted(params))}")
         allowed = params[name]
-        if (allowed is None) != (not eq) or (allowed is not None and value.lower() not in allowed):
+        if (allowed is None) != (value is None) or (
+            allowed is not None and value is not None and value.lower() not in allowed
+        ):
             raise ValueError(f"bad value of the URI parameter {name}")
-        kept[name] = value.lower() if eq else None
-    uri = f"{scheme}:{user}@" if at else f"{scheme}:"
-    uri += host if port is None else f"{host}:{port}"
-    for name in sorted(kept):
-        kept_value = kept[name]
-        uri += f";{name}" if kept_value is None else f";{name}={kept_value}"
-    return uri
-
-
-def _host_port(text: str) -> tuple[str, int | None]:
-    """A host name, IPv4 or [IPv6] literal and an optional port. Raises ValueError."""
-    port_text = None
-    if text.startswith("["):
-        end = text.find("]")
-        host, rest = text[: end + 1], text[end + 1 :]
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError("bad IPv6 literal in a SIP URI") from None
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError("bad host:port in a SIP URI")
-            port_text = rest[1:]
-    else:
-        host, colon, port_text = text.partition(":")
-        if not colon:
-            port_text = None
-        if len(host) > 253 or not _HOSTNAME.fullmatch(host):
-            raise ValueError("a SIP URI host is a host name or an IP literal")
-        host = host.lower()
-    if port_text is None:
-        return host, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or len(port_text) > 5:
-        raise ValueError("a SIP URI port is 1-65535")
-    return host, int(port_text)
+    rebuilt = f"{uri.scheme}:{uri.user}@" if uri.user is not None else f"{uri.scheme}:"
+    rebuilt += host if uri.port is None else f"{host}:{uri.port}"
+    for name in sorted(uri.params):
+        value = uri.params[name]
+        rebuilt += f";{name}" if value is None else f";{name}={value.lower()}"
+    return rebuilt
 
 
 def check_identifier(identifier: str) -> str:

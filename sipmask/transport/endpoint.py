@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .._core import Request, Response
-from ..sip.events import Address, SipEvent, TransactionKey
+from ..sip.events import Address, SipEvent, TransactionKey, is_ip_literal
 from ..sip.layer import TransactionLayer
 from .stream import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -99,15 +99,6 @@ def _family(host: str) -> int:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
         return socket.AF_INET  # a name
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 def _worth_logging(count: int) -> bool:
@@ -437,7 +428,7 @@ class SipEndpoint:
                 live.send(data)
                 return
             flow = self._default_udp(dest)
-        if flow is None or not _is_ip_literal(dest.host):
+        if flow is None or not is_ip_literal(dest.host):
             # No socket of that family, or a name (resolving is RFC 3263's job, and a
             # blocking lookup here would stall the loop).
             self.unroutable += 1
